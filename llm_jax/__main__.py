@@ -1,0 +1,4 @@
+from llm_jax.cli import run
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,40 @@
+"""Data: corpora on disk, downloads, tokenizers and batching pipelines."""
+
+from llm_jax.data.corpora import CORPORA, Corpus, Split, get_corpus, read_corpus
+from llm_jax.data.download import SOURCES, ChecksumError, RemoteFile, download, sha256_file
+from llm_jax.data.lm_batches import LMBatches, eval_batches
+from llm_jax.data.paths import MissingDataError, data_dir, require_file
+from llm_jax.data.tfds_source import read_tfds_text
+from llm_jax.data.tokenizers import (
+    CharTokenizer,
+    SentencePieceTokenizer,
+    Tokenizer,
+    WordTokenizer,
+    load_tokenizer,
+    make_tokenizer,
+)
+
+__all__ = [
+    "CORPORA",
+    "SOURCES",
+    "CharTokenizer",
+    "ChecksumError",
+    "Corpus",
+    "LMBatches",
+    "MissingDataError",
+    "RemoteFile",
+    "SentencePieceTokenizer",
+    "Split",
+    "Tokenizer",
+    "WordTokenizer",
+    "data_dir",
+    "download",
+    "eval_batches",
+    "get_corpus",
+    "load_tokenizer",
+    "make_tokenizer",
+    "read_corpus",
+    "read_tfds_text",
+    "require_file",
+    "sha256_file",
+]

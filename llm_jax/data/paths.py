@@ -1,0 +1,43 @@
+"""Where data sets live on disk, and the error raised when one is missing."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+ENV_VAR = "LLM_JAX_DATA_DIR"
+DEFAULT_DATA_DIR = "~/.cache/llm_jax/data"
+
+
+class MissingDataError(FileNotFoundError):
+    """A data file is not in the data directory (the message says how to get it)."""
+
+
+def _data_dir_and_origin() -> tuple[pathlib.Path, str]:
+    # An empty variable counts as unset: `LLM_JAX_DATA_DIR= cmd` should not mean the cwd.
+    value = os.environ.get(ENV_VAR, "")
+    if value:
+        return pathlib.Path(value).expanduser(), f"from ${ENV_VAR}"
+    return (
+        pathlib.Path(DEFAULT_DATA_DIR).expanduser(),
+        f"the default, since ${ENV_VAR} is not set",
+    )
+
+
+def data_dir() -> pathlib.Path:
+    """The data directory: $LLM_JAX_DATA_DIR, else ~/.cache/llm_jax/data."""
+    return _data_dir_and_origin()[0]
+
+
+def require_file(dataset: str, filename: str) -> pathlib.Path:
+    """Path of `<data_dir>/<dataset>/<filename>`; MissingDataError if it is not a file."""
+    root, origin = _data_dir_and_origin()
+    path = root / dataset / filename
+    if not path.is_file():
+        raise MissingDataError(
+            f"Data file {path} not found (data set {dataset!r}).\n"
+            f"The data directory is {root} ({origin}).\n"
+            f"Get the data set with:  python -m llm_jax download {dataset}\n"
+            f"or point ${ENV_VAR} at a directory that holds {dataset}/{filename}."
+        )
+    return path

@@ -1,0 +1,17 @@
+from llm_jax.models import gpt
+
+# name -> (module class, default_config() listing every field it reads)
+MODELS = {"gpt": (gpt.GPT, gpt.default_config)}
+
+
+def build_model(cfg, *, rngs):
+    """The model named by `cfg.name` (config field `model.name`)."""
+    if cfg.name not in MODELS:
+        raise ValueError(f"model.name={cfg.name!r}: expected one of {sorted(MODELS)}")
+    return MODELS[cfg.name][0](cfg, rngs=rngs)
+
+
+def default_model_config(name: str):
+    if name not in MODELS:
+        raise ValueError(f"model.name={name!r}: expected one of {sorted(MODELS)}")
+    return MODELS[name][1]()

@@ -1,0 +1,91 @@
+"""GPT-1 (post-LN) and GPT-2 (pre-LN, final LN, scaled residual init, tied embeddings)."""
+
+import jax
+import ml_collections
+import jax.numpy as jnp
+from flax import nnx
+
+from llm_jax import ops
+from llm_jax.layers import BlockConfig, DecoderStack, Embed, LayerNorm, LearnedPositions
+from llm_jax.layers import init_stack_cache
+from llm_jax.layers.params import dense, normal, param
+
+VARIANTS = {
+    # pre_ln, final_ln, scaled_residual_init
+    "gpt1": (False, False, False),
+    "gpt2": (True, True, True),
+}
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+def _dtype(field, name):
+    if name not in DTYPES:
+        raise ValueError(f"model.{field}={name!r}: expected one of {sorted(DTYPES)}")
+    return DTYPES[name]
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """Every `model.*` field a GPT config may set, with GPT-2-small-like defaults."""
+    return ml_collections.ConfigDict(dict(
+        name="gpt", variant="gpt2", vocab_size=0,  # 0: take the tokenizer's vocabulary size
+        max_len=1024, num_layers=12, num_heads=12, embed_dim=768, mlp_dim=0,  # 0: 4 * embed
+        dropout_rate=0.0, use_bias=True, activation="gelu_tanh", init_std=0.02,
+        tie_embeddings=True, dtype="float32", param_dtype="float32",
+        remat="none",  # "none" | "full" | "dots"
+    ))
+
+
+class GPT(nnx.Module):
+    """Decoder-only LM. `cfg` is the `model` ConfigDict of a config file (see configs/)."""
+
+    def __init__(self, cfg, *, rngs: nnx.Rngs):
+        if cfg.variant not in VARIANTS:
+            raise ValueError(f"model.variant={cfg.variant!r}: expected one of {sorted(VARIANTS)}")
+        pre_ln, final_ln, scaled = VARIANTS[cfg.variant]
+        self.dtype = _dtype("dtype", cfg.dtype)
+        param_dtype = _dtype("param_dtype", cfg.param_dtype)
+        self.max_len, self.dropout_rate = cfg.max_len, cfg.dropout_rate
+        self.block_cfg = BlockConfig(
+            embed_dim=cfg.embed_dim, num_heads=cfg.num_heads,
+            mlp_dim=cfg.mlp_dim or 4 * cfg.embed_dim, num_layers=cfg.num_layers,
+            pre_ln=pre_ln, dropout_rate=cfg.dropout_rate, use_bias=cfg.use_bias,
+            activation=cfg.activation, init_std=cfg.init_std, scaled_residual_init=scaled,
+            dtype=self.dtype, param_dtype=param_dtype)
+        emb = dict(init_std=cfg.init_std, dtype=self.dtype, param_dtype=param_dtype, rngs=rngs)
+        self.embed = Embed(cfg.vocab_size, cfg.embed_dim, **emb)
+        self.positions = LearnedPositions(cfg.max_len, cfg.embed_dim, **emb)
+        self.stack = DecoderStack(self.block_cfg, remat=cfg.remat, rngs=rngs)
+        self.final_ln = (LayerNorm(cfg.embed_dim, use_bias=cfg.use_bias, param_dtype=param_dtype,
+                                   rngs=rngs) if final_ln else None)
+        self.head = None
+        if not cfg.tie_embeddings:
+            self.head = param(normal(cfg.init_std), rngs.params(),
+                              (cfg.embed_dim, cfg.vocab_size), ("embed", "vocab"), param_dtype)
+
+    def __call__(self, tokens_BT, *, dropout_key=None):
+        """Logits (float32) for every position of a batch of token ids."""
+        logits_BTV, _ = self.forward(tokens_BT, dropout_key=dropout_key)
+        return logits_BTV
+
+    def forward(self, tokens_BT, *, dropout_key=None, cache=None):
+        T = tokens_BT.shape[1]
+        start = 0 if cache is None else cache["index"]
+        if cache is None and T > self.max_len:
+            raise ValueError(f"sequence length {T} exceeds model.max_len={self.max_len}")
+        k_emb = k_stack = None
+        if dropout_key is not None:
+            k_emb, k_stack = jax.random.split(dropout_key)
+        x_BTD = self.embed(tokens_BT) + self.positions(start + jnp.arange(T))
+        x_BTD = ops.dropout(x_BTD, self.dropout_rate, k_emb)
+        x_BTD, cache = self.stack(x_BTD, dropout_key=k_stack, cache=cache)
+        if self.final_ln is not None:
+            x_BTD = self.final_ln(x_BTD)
+        if self.head is None:
+            logits_BTV = self.embed.attend(x_BTD)
+        else:
+            logits_BTV = dense(x_BTD, self.head[...].astype(self.dtype))
+        return logits_BTV.astype(jnp.float32), cache
+
+    def init_cache(self, batch, max_len=None):
+        """An empty KV cache for `batch` sequences of up to `max_len` (default model.max_len)."""
+        return init_stack_cache(self.block_cfg, batch, max_len or self.max_len, self.dtype)

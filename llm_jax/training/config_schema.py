@@ -1,0 +1,75 @@
+"""The full set of config fields with defaults, and a check that names any unknown key.
+
+Experiment configs start from `default_config(model_name)` and change fields; the result is
+locked, so a misspelt field in a config file or on the command line fails loudly instead of
+being ignored.
+"""
+
+import difflib
+
+import ml_collections
+
+from llm_jax.models import default_model_config
+
+
+def default_config(model: str = "gpt") -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.model = default_model_config(model)
+    c.data = dict(
+        source="files",          # "files" (LLM_JAX_DATA_DIR) | "tfds"
+        corpus="tinyshakespeare",  # for files: tinyshakespeare | ptb | wikitext-2
+        tfds_name="",            # for tfds, e.g. "tiny_shakespeare", "lm1b"
+        train_split="train", eval_split="valid",
+        tokenizer="char",        # "char" | "word" | "sentencepiece"
+        min_count=1,             # word tokenizer
+        vocab_size=8000, sp_model_type="bpe",  # sentencepiece ("bpe" | "unigram")
+        seq_len=256,
+    )
+    c.task = dict(name="causal_lm", label_smoothing=0.0, z_loss=0.0)
+    c.optimizer = dict(
+        name="adamw", lr=6e-4, min_lr=6e-5, schedule="cosine",  # constant|cosine|linear|inverse_sqrt
+        warmup_steps=100, decay_steps=0,  # 0: decay over train.steps
+        b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1, no_decay=("bias", "scale"),
+        momentum=0.0, grad_clip=1.0,
+    )
+    c.train = dict(
+        steps=5000, batch_size=64, grad_accum=1, log_every=10, eval_every=250,
+        eval_batches=20,        # batches per periodic eval; the final eval uses the whole split
+        checkpoint_every=500, keep_checkpoints=3, progress_bar=True,
+    )
+    c.mesh = dict(data=-1, fsdp=1, tensor=1)  # -1: whatever devices the others leave
+    c.lock()
+    return c
+
+
+def _unknown_keys(cfg, ref, prefix=""):
+    for key in cfg.keys():
+        path = f"{prefix}{key}"
+        if key not in ref:
+            close = difflib.get_close_matches(key, list(ref.keys()), n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            yield f"unknown config field {path}{hint}"
+        elif isinstance(ref[key], ml_collections.ConfigDict):
+            if not isinstance(cfg[key], (ml_collections.ConfigDict, dict)):
+                yield f"config field {path} must be a section, got {cfg[key]!r}"
+            else:
+                yield from _unknown_keys(cfg[key], ref[key], path + ".")
+
+
+def check_config(config):
+    """Raises ValueError naming every unknown field and bad value it can spot cheaply."""
+    errors = list(_unknown_keys(config, default_config(config.model.get("name", "gpt"))))
+    t = config.train
+    for field in ("steps", "batch_size", "grad_accum", "log_every", "eval_every",
+                  "checkpoint_every"):
+        if t.get(field, 1) < 1:
+            errors.append(f"config.train.{field}={t[field]} must be >= 1")
+    if t.get("grad_accum", 1) >= 1 and t.batch_size % t.get("grad_accum", 1):
+        errors.append(f"config.train.batch_size={t.batch_size} is not divisible by "
+                      f"config.train.grad_accum={t.grad_accum}")
+    if config.data.seq_len > config.model.get("max_len", config.data.seq_len):
+        errors.append(f"config.data.seq_len={config.data.seq_len} exceeds "
+                      f"config.model.max_len={config.model.max_len}")
+    if errors:
+        raise ValueError("bad config:\n  " + "\n  ".join(errors))

@@ -1,0 +1,72 @@
+"""Everything a run needs, built from its config: mesh, task, state layout, checkpoints."""
+
+import datetime
+import json
+import os
+
+import jax
+import ml_collections
+
+from llm_jax.tasks import build_task
+from llm_jax.training import sharding
+from llm_jax.training.checkpoints import Checkpointer
+from llm_jax.training.optimizer import make_optimizer, make_schedule
+from llm_jax.training.state import make_state_spec
+
+CONFIG_FILE = "config.json"
+
+
+def load_config(workdir) -> ml_collections.ConfigDict:
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found: is {workdir!r} the workdir of a training run "
+                                "(python -m llm_jax train --workdir=...)?")
+    with open(path) as f:
+        return ml_collections.ConfigDict(json.load(f))
+
+
+def save_config(config, workdir):
+    """Writes the resolved config; a different one already there is kept under a dated name."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    text = config.to_json_best_effort(indent=2, sort_keys=True)
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+        if old == text:
+            return
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        os.replace(path, os.path.join(workdir, f"config.{stamp}.json"))
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+class Experiment:
+    def __init__(self, config, workdir: str, *, devices=None):
+        os.makedirs(workdir, exist_ok=True)
+        self.config = config = ml_collections.ConfigDict(config.to_dict())
+        self.workdir = workdir
+        self.mesh = sharding.make_mesh(config.mesh, devices)
+        self.task = build_task(config, workdir)
+        with config.unlocked():
+            vocab = self.task.vocab_size
+            if not config.model.vocab_size:
+                config.model.vocab_size = vocab
+            elif config.model.vocab_size < vocab:
+                raise ValueError(f"config.model.vocab_size={config.model.vocab_size} is smaller "
+                                 f"than the tokenizer's vocabulary ({vocab})")
+        steps = config.train.steps
+        self.schedule = make_schedule(config.optimizer, steps)
+        self.optimizer = make_optimizer(config.optimizer, steps)
+        self.spec = make_state_spec(config.model, self.optimizer, self.mesh, config.seed)
+        self.checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"),
+                                         keep=config.train.keep_checkpoints)
+
+    def initial_state(self):
+        """(state, data_state): restored from the latest checkpoint, or freshly initialised."""
+        if self.checkpointer.latest_step() is not None:
+            return self.checkpointer.restore(self.spec.abstract)
+        return self.spec.init(), None
+
+    def put_batch(self, batch):
+        return jax.device_put(batch, sharding.batch_sharding(self.mesh))

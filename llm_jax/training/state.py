@@ -1,0 +1,53 @@
+"""The train state {params, opt_state, step, rng} as plain pytrees, and where each leaf lives."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from llm_jax.models import build_model
+from llm_jax.training import sharding
+
+
+@dataclasses.dataclass
+class StateSpec:
+    graphdef: nnx.GraphDef   # the model's structure; nnx.merge(graphdef, params) rebuilds it
+    abstract: dict           # ShapeDtypeStructs (with shardings) of the train state
+    shardings: dict          # NamedShardings of the train state
+    init: callable           # () -> a freshly initialised train state, already sharded
+
+    @property
+    def param_count(self) -> int:
+        return sum(x.size for x in jax.tree.leaves(self.abstract["params"]))
+
+
+def make_state_spec(model_cfg, optimizer: optax.GradientTransformation, mesh, seed: int):
+    def build():
+        return build_model(model_cfg, rngs=nnx.Rngs(params=seed))
+
+    abstract_model = nnx.eval_shape(build)
+    graphdef, abstract_vars = nnx.split(abstract_model)
+    abstract_params = nnx.to_pure_dict(abstract_vars)
+    logical = nnx.to_pure_dict(nnx.get_partition_spec(abstract_vars))
+    param_sh = sharding.tree_shardings(logical, abstract_params, mesh)
+    abstract_opt = jax.eval_shape(optimizer.init, abstract_params)
+    opt_sh = optax.tree_map_params(
+        optimizer, lambda _, s: s, abstract_opt, param_sh,
+        transform_non_params=lambda _: sharding.replicated(mesh),
+        is_leaf=lambda x: isinstance(x, jax.sharding.NamedSharding))
+    rep = sharding.replicated(mesh)
+    shardings = {"params": param_sh, "opt_state": opt_sh, "step": rep, "rng": rep}
+
+    def init():
+        params = nnx.to_pure_dict(nnx.state(build()))
+        return {"params": params, "opt_state": optimizer.init(params),
+                "step": jnp.zeros((), jnp.int32),
+                "rng": jax.random.key_data(jax.random.key(seed + 1))}
+
+    abstract = jax.eval_shape(init)
+    abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                            abstract, shardings)
+    return StateSpec(graphdef, abstract, shardings,
+                     jax.jit(init, out_shardings=shardings))

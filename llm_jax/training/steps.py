@@ -1,0 +1,55 @@
+"""The jit-compiled train and eval steps: pure (state, batch) -> (state, metrics)."""
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from llm_jax.training.sharding import batch_sharding, replicated
+
+
+def make_train_step(task, spec, optimizer, schedule, mesh, *, grad_accum: int = 1):
+    def loss_fn(params, batch, key):
+        return task.loss(nnx.merge(spec.graphdef, params), batch, key)
+
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def step_fn(state, batch):
+        key = jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), state["step"])
+        if grad_accum == 1:
+            (_, metrics), grads = grad_fn(state["params"], batch, key)
+        else:
+            # Micro-batches run one after another and their gradients are averaged, so the
+            # update equals one step on the whole batch (up to float rounding).
+            micro = jax.tree.map(
+                lambda x: x.reshape(grad_accum, x.shape[0] // grad_accum, *x.shape[1:]), batch)
+
+            def accumulate(carry, mb_and_index):
+                mb, i = mb_and_index
+                (_, m), g = grad_fn(state["params"], mb, jax.random.fold_in(key, i))
+                return jax.tree.map(jnp.add, carry, (g, m)), None
+
+            zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(
+                lambda: grad_fn(state["params"], jax.tree.map(lambda x: x[0], micro), key)))
+            zeros = (zeros[1], zeros[0][1])
+            (grads, metrics), _ = jax.lax.scan(accumulate, zeros,
+                                               (micro, jnp.arange(grad_accum)))
+            grads, metrics = jax.tree.map(lambda x: x / grad_accum, (grads, metrics))
+        updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        metrics = {**metrics, "grad_norm": optax.global_norm(grads),
+                   "lr": schedule(state["step"])}
+        new_state = {"params": params, "opt_state": opt_state,
+                     "step": state["step"] + 1, "rng": state["rng"]}
+        return new_state, metrics
+
+    return jax.jit(step_fn, in_shardings=(spec.shardings, batch_sharding(mesh)),
+                   out_shardings=(spec.shardings, replicated(mesh)), donate_argnums=0)
+
+
+def make_eval_step(task, spec, mesh):
+    def eval_fn(params, batch):
+        return task.loss(nnx.merge(spec.graphdef, params), batch, None)[1]
+
+    return jax.jit(eval_fn, in_shardings=(spec.shardings["params"], batch_sharding(mesh)),
+                   out_shardings=replicated(mesh))
