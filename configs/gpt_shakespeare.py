@@ -18,9 +18,10 @@ def get_config(arg=None):
                          f"{VARIANTS}")
     c = default_config("gpt")
     c.data.corpus, c.data.tokenizer = "tinyshakespeare", "char"
-    # nanoGPT's train_shakespeare_char.py (which leaves bias=False from train.py's defaults).
+    # nanoGPT's train_shakespeare_char.py (which keeps train.py's bias=False, and whose GPT
+    # uses exact GELU rather than GPT-2's tanh approximation).
     c.model.update(variant="gpt2", num_layers=6, num_heads=6, embed_dim=384, max_len=256,
-                   dropout_rate=0.2, use_bias=False)
+                   dropout_rate=0.2, use_bias=False, activation="gelu")
     c.data.seq_len = 256
     c.optimizer.update(lr=1e-3, min_lr=1e-4, warmup_steps=100, b2=0.99, weight_decay=0.1,
                        grad_clip=1.0)

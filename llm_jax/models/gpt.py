@@ -1,13 +1,19 @@
 """GPT-1 (post-LN) and GPT-2 (pre-LN, final LN, scaled residual init, tied embeddings)."""
 
 import jax
-import ml_collections
 import jax.numpy as jnp
+import ml_collections
 from flax import nnx
 
 from llm_jax import ops
-from llm_jax.layers import BlockConfig, DecoderStack, Embed, LayerNorm, LearnedPositions
-from llm_jax.layers import init_stack_cache
+from llm_jax.layers import (
+    BlockConfig,
+    DecoderStack,
+    Embed,
+    LayerNorm,
+    LearnedPositions,
+    init_stack_cache,
+)
 from llm_jax.layers.params import dense, normal, param
 
 VARIANTS = {
@@ -57,10 +63,9 @@ class GPT(nnx.Module):
         self.stack = DecoderStack(self.block_cfg, remat=cfg.remat, rngs=rngs)
         self.final_ln = (LayerNorm(cfg.embed_dim, use_bias=cfg.use_bias, param_dtype=param_dtype,
                                    rngs=rngs) if final_ln else None)
-        self.head = None
-        if not cfg.tie_embeddings:
-            self.head = param(normal(cfg.init_std), rngs.params(),
-                              (cfg.embed_dim, cfg.vocab_size), ("embed", "vocab"), param_dtype)
+        self.head = None if cfg.tie_embeddings else param(
+            normal(cfg.init_std), rngs.params(), (cfg.embed_dim, cfg.vocab_size),
+            ("embed", "vocab"), param_dtype)
 
     def __call__(self, tokens_BT, *, dropout_key=None):
         """Logits (float32) for every position of a batch of token ids."""

@@ -5,8 +5,14 @@ import os
 import jax.numpy as jnp
 
 from llm_jax import ops
-from llm_jax.data import (LMBatches, eval_batches, load_tokenizer, make_tokenizer, read_corpus,
-                          read_tfds_text)
+from llm_jax.data import (
+    LMBatches,
+    eval_batches,
+    load_tokenizer,
+    make_tokenizer,
+    read_corpus,
+    read_tfds_text,
+)
 
 
 def read_split(data_cfg, split: str) -> str:

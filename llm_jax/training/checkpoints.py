@@ -15,13 +15,18 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be read, or that does not fit the model being restored."""
 
 
-def _flat_shapes(tree, *, from_metadata=False):
+def _key_name(k) -> str:
+    # dict keys, sequence indices and namedtuple fields (Orbax's metadata stores those as dicts)
+    for attr in ("key", "idx", "name"):
+        if hasattr(k, attr):
+            return str(getattr(k, attr))
+    return str(k)
+
+
+def _flat_shapes(tree) -> dict:
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    out = {}
-    for path, leaf in leaves:
-        key = "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
-        out[key] = tuple(leaf.shape) if hasattr(leaf, "shape") else None
-    return out
+    return {"/".join(_key_name(k) for k in path): tuple(getattr(leaf, "shape", ()))
+            for path, leaf in leaves}
 
 
 def describe_mismatch(stored, expected, limit=8) -> str:
@@ -42,8 +47,10 @@ class Checkpointer:
     def __init__(self, directory, *, keep: int = 3):
         self.directory = os.path.abspath(directory)
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+        # Handlers named up front, so a fresh process can read metadata before restoring.
+        handlers = {"state": ocp.StandardCheckpointHandler(), "data": ocp.JsonCheckpointHandler()}
         self.manager = ocp.CheckpointManager(self.directory, options=options,
-                                             item_names=("state", "data"))
+                                             item_handlers=handlers)
 
     def latest_step(self):
         return self.manager.latest_step()
@@ -63,7 +70,7 @@ class Checkpointer:
             stored = self.manager.item_metadata(step)["state"].tree
         except Exception as e:  # noqa: BLE001 (orbax raises many types for unreadable files)
             raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); "
-                                  "it may be corrupt: delete it to resume from an earlier one")
+                                  "it may be corrupt: delete it to resume from an earlier one") from e
         diff = describe_mismatch(_flat_shapes(stored), _flat_shapes(abstract_state))
         if diff:
             raise CheckpointError(

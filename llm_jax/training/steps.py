@@ -37,7 +37,7 @@ def make_train_step(task, spec, optimizer, schedule, mesh, *, grad_accum: int = 
             grads, metrics = jax.tree.map(lambda x: x / grad_accum, (grads, metrics))
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
-        metrics = {**metrics, "grad_norm": optax.global_norm(grads),
+        metrics = {**metrics, "grad_norm": optax.tree.norm(grads),
                    "lr": schedule(state["step"])}
         new_state = {"params": params, "opt_state": opt_state,
                      "step": state["step"] + 1, "rng": state["rng"]}

@@ -58,15 +58,10 @@ def run_name(overrides: dict) -> str:
 def apply_overrides(config, overrides: dict):
     config = config.copy_and_resolve_references()
     for key, value in overrides.items():
-        node, *path = key.split(".")
-        target = config
-        for part in [node, *path][:-1]:
-            if part not in target:
-                raise KeyError(f"sweep override {key!r}: config has no section {part!r}")
-            target = target[part]
-        if ([node, *path][-1]) not in target:
-            raise KeyError(f"sweep override {key!r}: unknown config field")
-        target[[node, *path][-1]] = value
+        try:
+            config.update_from_flattened_dict({key: value})
+        except (KeyError, AttributeError) as e:
+            raise KeyError(f"sweep override {key!r}: unknown config field ({e})") from None
     return config
 
 

@@ -27,7 +27,7 @@ def evaluate(exp: Experiment, params, eval_step=None, *, max_batches=None, token
         n += 1
     if n == 0:
         raise ValueError("the eval split is too short for one batch of "
-                         f"config.train.batch_size x config.data.seq_len tokens")
+                         "config.train.batch_size x config.data.seq_len tokens")
     out = {f"eval/{k}": v / n for k, v in sums.items()}
     out["eval/perplexity"] = math.exp(min(out["eval/loss"], 700.0))
     return out
@@ -69,7 +69,8 @@ def train(config, workdir: str, *, devices=None) -> dict:
             bar.set_postfix(loss=f"{row['train/loss']:.4f}",
                             tok_s=f"{row['train/tokens_per_sec']:.0f}")
         if step % tc.eval_every == 0 or step == tc.steps:
-            row.update(evaluate(exp, state["params"], eval_step, max_batches=tc.eval_batches))
+            limit = None if step == tc.steps else tc.eval_batches  # the last eval reads it all
+            row.update(evaluate(exp, state["params"], eval_step, max_batches=limit))
             bar.write(f"step {step}: eval/loss {row['eval/loss']:.4f} "
                       f"perplexity {row['eval/perplexity']:.2f}")
         if row:

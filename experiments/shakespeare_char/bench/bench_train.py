@@ -1,0 +1,333 @@
+"""Training throughput of llm_jax's GPT against the same model in PyTorch (eager and compiled).
+
+  .venv/bin/python experiments/shakespeare_char/bench/bench_train.py [--configs cpu,gpt2_124m]
+      [--steps N] [--out results.json]
+
+The JAX side is llm_jax's own train step (make_state_spec + make_train_step, AdamW with clipping
+and the cosine schedule of the config); the PyTorch side is torch_gpt.GPT with torch.optim.AdamW
+and clip_grad_norm_. Both train on the same random token batch, already in memory. Before any
+timing, the PyTorch model is loaded with llm_jax's initial weights and the loss and gradient
+norm of the first step must agree. Throughput is the median of 3 timed runs of N steps after
+warm-up; model FLOPs use nanoGPT's estimate (6N + 12*L*H*Dh*T per token), and each figure is
+also given as a share of the float32 matmul speed measured in the same process.
+"""
+
+import argparse
+import importlib.util
+import json
+import math
+import os
+import signal
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+from flax import nnx
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+sys.path[:0] = [HERE, REPO]
+
+import torch_gpt  # noqa: E402
+
+from llm_jax import ops  # noqa: E402
+from llm_jax.training.optimizer import make_optimizer, make_schedule  # noqa: E402
+from llm_jax.training.sharding import batch_sharding, make_mesh  # noqa: E402
+from llm_jax.training.state import make_state_spec  # noqa: E402
+from llm_jax.training.steps import make_train_step  # noqa: E402
+
+# name -> (config file, its argument, batch size, sequence length, vocabulary if the config
+# leaves it to the tokenizer: Tiny Shakespeare has 65 characters).
+CONFIGS = {
+    "cpu": ("gpt_shakespeare.py", "cpu", None, None, 65),
+    "gpt2_124m": ("gpt2.py", "124m", 4, 256, None),
+}
+
+
+def load_config(name):
+    file, arg, batch, seq_len, vocab = CONFIGS[name]
+    spec = importlib.util.spec_from_file_location("bench_cfg", os.path.join(REPO, "configs", file))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cfg = module.get_config(arg)
+    with cfg.unlocked():
+        cfg.train.batch_size = batch or cfg.train.batch_size
+        cfg.data.seq_len = seq_len or cfg.data.seq_len
+        cfg.model.vocab_size = cfg.model.vocab_size or vocab
+    return cfg
+
+
+class RandomTokensLM:
+    """llm_jax.tasks.causal_lm.CausalLM.loss, without the corpus it reads in its constructor."""
+
+    def loss(self, model, batch, dropout_key=None):
+        logits = model(batch["inputs"], dropout_key=dropout_key)
+        loss, nll = ops.softmax_cross_entropy(logits, batch["targets"])
+        accuracy = jnp.mean((jnp.argmax(logits, -1) == batch["targets"]).astype(jnp.float32))
+        return loss, {"loss": nll, "accuracy": accuracy}
+
+
+def flops_per_token(cfg, n_params_no_pos):
+    m = cfg.model  # nanoGPT / PaLM: 6N for the matmuls, 12*L*H*Dh*T for attention scores
+    return 6 * n_params_no_pos + 12 * m.num_layers * m.embed_dim * cfg.data.seq_len
+
+
+def timed(run, steps, repeats):
+    """Median seconds per step of `repeats` runs of `steps` steps (run blocks until done)."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run(steps)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) / steps, [round(x, 4) for x in times]
+
+
+def pick_steps(run, args):
+    """--steps, or enough steps for about --seconds per implementation over all repeats."""
+    if args.steps:
+        return args.steps
+    count, t = 0, time.perf_counter()
+    while time.perf_counter() - t < 0.5 or count == 0:
+        run(1)
+        count += 1
+    per_step = (time.perf_counter() - t) / count
+    return max(5, math.ceil(args.seconds / args.repeats / per_step))
+
+
+# ---------------------------------------------------------------- JAX (llm_jax)
+
+def jax_side(cfg, tokens, args):
+    mesh = make_mesh(cfg.mesh)
+    total = cfg.train.steps
+    schedule = make_schedule(cfg.optimizer, total)
+    optimizer = make_optimizer(cfg.optimizer, total)
+    spec = make_state_spec(cfg.model, optimizer, mesh, cfg.seed)
+    task = RandomTokensLM()
+    step = make_train_step(task, spec, optimizer, schedule, mesh)
+    batch = jax.device_put({"inputs": tokens[:, :-1], "targets": tokens[:, 1:]},
+                           batch_sharding(mesh))
+    state = spec.init()
+    # Copied before the first step, which donates (invalidates) the state's buffers.
+    params = jax.tree.map(np.asarray, state["params"])
+    fwd = jax.jit(lambda p, b: task.loss(nnx.merge(spec.graphdef, p), b)[0])
+    first_loss = float(fwd(state["params"], batch))
+
+    t = time.perf_counter()
+    state, metrics = step(state, batch)  # compiles
+    metrics = jax.device_get(metrics)
+    compile_s = time.perf_counter() - t
+    state, _ = step(state, batch)
+
+    def run(n):
+        nonlocal state
+        for _ in range(n):
+            state, m = step(state, batch)
+        jax.block_until_ready((state, m))
+
+    jax.block_until_ready(state)
+    n = pick_steps(run, args)
+    sec, runs = timed(run, n, args.repeats)
+    n_pos = params["positions"]["table"].size
+    n_params = sum(x.size for x in jax.tree.leaves(params))
+    result = {"sec_per_step": sec, "steps": n, "runs_s": runs, "compile_s": round(compile_s, 2)}
+    parity = {"fwd_loss": first_loss, "step_loss": float(metrics["loss"]),
+              "grad_norm": float(metrics["grad_norm"])}
+    return result, parity, params, n_params, n_params - n_pos
+
+
+# ---------------------------------------------------------------- PyTorch
+
+class CompileTimeout(Exception):
+    pass
+
+
+def torch_parity(cfg, params, tokens):
+    model = torch_gpt.GPT(cfg.model)
+    torch_gpt.load_llm_jax_params(model, params, cfg.model.num_layers)
+    x, y = (torch.from_numpy(np.ascontiguousarray(a)).long()
+            for a in (tokens[:, :-1], tokens[:, 1:]))
+    loss = model(x, y)
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))
+    return {"fwd_loss": float(loss), "grad_norm": float(norm)}
+
+
+def torch_side(cfg, tokens, lrs, args, compile_model):
+    torch.manual_seed(cfg.seed)
+    model = torch_gpt.GPT(cfg.model)
+    impl = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+    opt = torch_gpt.make_adamw(model, cfg.optimizer, **impl[args.torch_adamw])
+    fwd = torch.compile(model) if compile_model else model
+    x, y = (torch.from_numpy(np.ascontiguousarray(a)).long()
+            for a in (tokens[:, :-1], tokens[:, 1:]))
+    clip, i = cfg.optimizer.grad_clip, 0
+
+    def run(n):
+        nonlocal i
+        for _ in range(n):
+            loss = fwd(x, y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            for group in opt.param_groups:
+                group["lr"] = lrs[i % len(lrs)]
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            i += 1
+        return float(loss)  # CPU PyTorch is synchronous; this just uses the result
+
+    t = time.perf_counter()
+    if compile_model:  # SIGALRM aborts a compile that takes unreasonably long
+        def on_alarm(*_):
+            raise CompileTimeout(f"compile took over {args.compile_timeout} s")
+        old = signal.signal(signal.SIGALRM, on_alarm)
+        signal.alarm(args.compile_timeout)
+        try:
+            run(1)
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, old)
+    else:
+        run(1)
+    compile_s = time.perf_counter() - t
+    run(1)
+    n = pick_steps(run, args)
+    sec, runs = timed(run, n, args.repeats)
+    return {"sec_per_step": sec, "steps": n, "runs_s": runs, "compile_s": round(compile_s, 2)}
+
+
+# ---------------------------------------------------------------- matmul ceiling
+
+def matmul_gflops(n, reps=5):
+    """Best-of-`reps` float32 n x n matmul speed of each framework, GFLOP/s."""
+    a, b = (jax.random.normal(jax.random.key(k), (n, n), jnp.float32) for k in (0, 1))
+    mm = jax.jit(jnp.matmul)
+    mm(a, b).block_until_ready()
+    best_jax = min(_time(lambda: mm(a, b).block_until_ready()) for _ in range(reps))
+    ta, tb = torch.randn(n, n), torch.randn(n, n)
+    torch.matmul(ta, tb)
+    best_torch = min(_time(lambda: torch.matmul(ta, tb)) for _ in range(reps))
+    return {"jax": 2 * n**3 / best_jax / 1e9, "torch": 2 * n**3 / best_torch / 1e9}
+
+
+def _time(f):
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
+
+
+# ---------------------------------------------------------------- report
+
+def environment(args):
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), "unknown")
+    return {"jax": jax.__version__, "torch": torch.__version__, "cpu": cpu,
+            "cores": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
+            "jax_backend": jax.default_backend(), "jax_devices": jax.device_count(),
+            "torch_adamw": args.torch_adamw, "load_avg_at_start": os.getloadavg()}
+
+
+def cell(r, key="tok_s"):
+    return f"{r[key]:,.0f}" if "error" not in r else f"failed: {r['error']}"
+
+
+def ratio(jax_r, other):
+    return f"{jax_r['tok_s'] / other['tok_s']:.2f}x" if "error" not in other else "n/a"
+
+
+def print_report(report):
+    ceiling = report["ceiling_gflops"]
+    print("\n| config | llm_jax tok/s | torch eager tok/s | torch.compile tok/s | jax/eager "
+          "| jax/compile | jax GFLOP/s (% ceiling) | torch best GFLOP/s (% ceiling) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r in report["results"].items():
+        j, e, c = r["llm_jax"], r["torch_eager"], r["torch_compile"]
+        best = max((x for x in (e, c) if "error" not in x), key=lambda x: x["tok_s"])
+        print(f"| {name} | {cell(j)} | {cell(e)} | {cell(c)} | {ratio(j, e)} | {ratio(j, c)} "
+              f"| {j['gflops']:.1f} ({100 * j['gflops'] / ceiling:.0f}%) "
+              f"| {best['gflops']:.1f} ({100 * best['gflops'] / ceiling:.0f}%) |")
+    env, mm = report["environment"], report["matmul_gflops"]
+    print(f"\nfloat32 matmul ceiling ({report['matmul_n']}^2, best of 5): jax {mm['jax']:.1f} "
+          f"GFLOP/s, torch {mm['torch']:.1f} GFLOP/s; % ceiling is of the larger, "
+          f"{ceiling:.1f}.")
+    print(f"jax {env['jax']} ({env['jax_backend']}, {env['jax_devices']} device, XLA's own "
+          f"thread pool), torch {env['torch']} ({env['torch_threads']} threads, AdamW "
+          f"{env['torch_adamw']}); CPU {env['cpu']}, {env['cores']} cores; load average at "
+          f"start {env['load_avg_at_start'][0]:.2f}.")
+    for name, r in report["results"].items():
+        details = ", ".join(f"{k} {v['steps']} steps x {len(v.get('runs_s', []))}, warm-up "
+                            f"{v.get('compile_s', '-')} s" for k, v in r.items()
+                            if isinstance(v, dict) and "steps" in v)
+        print(f"{name}: {r['tokens_per_step']} tokens/step, {r['flops_per_token'] / 1e6:.1f} "
+              f"MFLOP/token; {details}; parity {r['parity']}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--configs", default="cpu,gpt2_124m")
+    p.add_argument("--steps", type=int, default=0, help="timed steps per repeat (0: ~--seconds)")
+    p.add_argument("--seconds", type=float, default=10.0, help="timed seconds per side")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--torch-adamw", choices=("default", "foreach", "fused"), default="foreach")
+    p.add_argument("--compile-timeout", type=int, default=900)
+    p.add_argument("--matmul-n", type=int, default=2048)
+    p.add_argument("--out", default=os.path.join(HERE, "results.json"))
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_float32_matmul_precision("high")  # no effect on CPU; the usual setting elsewhere
+
+    report = {"environment": environment(args), "matmul_n": args.matmul_n, "results": {}}
+    if report["environment"]["load_avg_at_start"][0] > 1.2:
+        print(f"warning: load average {os.getloadavg()[0]:.2f}: timings will be noisy")
+    mm = matmul_gflops(args.matmul_n)
+    report["matmul_gflops"] = mm
+    report["ceiling_gflops"] = ceiling = max(mm.values())
+
+    for name in args.configs.split(","):
+        cfg = load_config(name)
+        B, T = cfg.train.batch_size, cfg.data.seq_len
+        tokens = np.random.default_rng(0).integers(0, cfg.model.vocab_size, (B, T + 1), np.int32)
+        print(f"[{name}] llm_jax ...", flush=True)
+        jax_r, parity, params, n_params, n_no_pos = jax_side(cfg, tokens, args)
+
+        # Parity: PyTorch with llm_jax's initial weights must give the same loss and gradients.
+        t_par = torch_parity(cfg, params, tokens)
+        parity = {"jax": parity, "torch": t_par}
+        assert abs(parity["jax"]["fwd_loss"] - t_par["fwd_loss"]) < 1e-4, parity
+        assert abs(parity["jax"]["step_loss"] - t_par["fwd_loss"]) < 1e-4, parity
+        assert math.isclose(parity["jax"]["grad_norm"], t_par["grad_norm"], rel_tol=1e-3), parity
+        n_torch = sum(p.numel() for p in torch_gpt.GPT(cfg.model).parameters())
+        assert n_torch == n_params, (n_torch, n_params)
+        del params
+
+        schedule = make_schedule(cfg.optimizer, cfg.train.steps)
+        lrs = np.asarray(jax.vmap(schedule)(jnp.arange(cfg.train.steps)), np.float64).tolist()
+        results = {"llm_jax": jax_r}
+        for key, compiled in (("torch_eager", False), ("torch_compile", True)):
+            print(f"[{name}] {key} ...", flush=True)
+            try:
+                results[key] = torch_side(cfg, tokens, lrs, args, compiled)
+            except Exception as e:  # reported in the table, not dropped
+                results[key] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:80]}"}
+        fpt = flops_per_token(cfg, n_no_pos)
+        for r in results.values():
+            if "error" not in r:
+                r["tok_s"] = B * T / r["sec_per_step"]
+                r["gflops"] = r["tok_s"] * fpt / 1e9
+                r["pct_ceiling"] = 100 * r["gflops"] / ceiling
+        report["results"][name] = {**results, "tokens_per_step": B * T, "params": n_params,
+                                   "params_no_positions": n_no_pos, "flops_per_token": fpt,
+                                   "parity": parity}
+    report["environment"]["load_avg_at_end"] = os.getloadavg()
+    print_report(report)
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from llm_jax.models import build_model, default_model_config
+
+
+def small_cfg(**overrides):
+    cfg = default_model_config("gpt")
+    cfg.update(vocab_size=37, max_len=16, num_layers=3, num_heads=2, embed_dim=16, **overrides)
+    return cfg
+
+
+def tokens(B=2, T=12, seed=0):
+    return jnp.asarray(np.random.RandomState(seed).randint(0, 37, (B, T)))
+
+
+@pytest.mark.parametrize("variant", ["gpt1", "gpt2"])
+def test_causal_through_gradients(variant):
+    """d logits[t] / d input embedding[s] is zero for every s > t, nonzero for s <= t."""
+    model = build_model(small_cfg(variant=variant), rngs=nnx.Rngs(0))
+    x = tokens(B=1)
+    emb = model.embed(x)
+
+    def logits_at(emb, t):
+        m = model
+        pos = m.positions(jnp.arange(x.shape[1]))
+        h, _ = m.stack(emb + pos)
+        if m.final_ln is not None:
+            h = m.final_ln(h)
+        return m.embed.attend(h)[0, t].sum()
+
+    t = 5
+    g = jax.grad(logits_at)(emb, t)
+    influence = np.abs(np.asarray(g[0])).sum(-1)
+    assert np.all(influence[t + 1:] == 0)
+    assert np.all(influence[: t + 1] > 0)
+
+
+def test_variants_differ_in_structure():
+    gpt1 = nnx.state(build_model(small_cfg(variant="gpt1"), rngs=nnx.Rngs(0)))
+    gpt2 = nnx.state(build_model(small_cfg(variant="gpt2"), rngs=nnx.Rngs(0)))
+    assert "final_ln" not in nnx.to_pure_dict(gpt1) and "final_ln" in nnx.to_pure_dict(gpt2)
+    # GPT-2 scales residual projections' init by 1/sqrt(2 * layers)
+    std1 = float(jnp.std(gpt1["stack"]["blocks"]["mlp"]["proj"][...]))
+    std2 = float(jnp.std(gpt2["stack"]["blocks"]["mlp"]["proj"][...]))
+    assert std2 == pytest.approx(std1 / np.sqrt(6), rel=0.15)
+
+
+def test_untied_head_and_logical_axes():
+    model = build_model(small_cfg(tie_embeddings=False), rngs=nnx.Rngs(0))
+    specs = nnx.to_pure_dict(nnx.get_partition_spec(nnx.state(model)))
+    assert tuple(specs["head"]) == ("embed", "vocab")
+    assert tuple(specs["stack"]["blocks"]["mlp"]["fc"]) == ("layers", "embed", "mlp")
+    assert model(tokens()).shape == (2, 12, 37)
+
+
+def test_remat_and_dropout():
+    x = tokens()
+    plain = build_model(small_cfg(dropout_rate=0.1), rngs=nnx.Rngs(0))
+    remat = build_model(small_cfg(dropout_rate=0.1, remat="full"), rngs=nnx.Rngs(0))
+    np.testing.assert_allclose(plain(x), remat(x), rtol=1e-5, atol=1e-5)
+    key = jax.random.key(1)
+    a, b = plain(x, dropout_key=key), plain(x, dropout_key=jax.random.key(2))
+    assert not np.allclose(a, b)
+    np.testing.assert_allclose(a, remat(x, dropout_key=key), rtol=1e-5, atol=1e-5)
+
+
+def test_bfloat16_activations_keep_float32_logits():
+    model = build_model(small_cfg(dtype="bfloat16"), rngs=nnx.Rngs(0))
+    ref = build_model(small_cfg(), rngs=nnx.Rngs(0))
+    out = model(tokens())
+    assert out.dtype == jnp.float32
+    np.testing.assert_allclose(out, ref(tokens()), atol=0.05)
+
+
+@pytest.mark.parametrize("field,value", [("variant", "gpt9"), ("dtype", "float8"),
+                                         ("remat", "some"), ("activation", "swish")])
+def test_bad_fields_are_named(field, value):
+    with pytest.raises(ValueError, match=f"model.{field}"):
+        build_model(small_cfg(**{field: value}), rngs=nnx.Rngs(0))
+
+
+def test_too_long_input_is_named():
+    model = build_model(small_cfg(), rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="max_len"):
+        model(tokens(T=20))

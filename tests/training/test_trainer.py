@@ -1,0 +1,154 @@
+"""The trainer end to end on the tiny Shakespeare config: metrics, resume, errors, eval."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from llm_jax.data import MissingDataError
+from llm_jax.training.checkpoints import CheckpointError
+from llm_jax.training.commands import evaluate_workdir, generate_text
+from llm_jax.training.metrics import read_metrics
+from llm_jax.training.trainer import train
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, request):
+    """One tiny run (40 steps, checkpoints at 20 and 40) shared by the tests below."""
+    request.getfixturevalue("real_data_dir")
+    from tests.conftest import load_config
+    c = load_config("gpt_shakespeare", "tiny")
+    c.train.progress_bar = False
+    workdir = str(tmp_path_factory.mktemp("tiny"))
+    summary = train(c, workdir)
+    return c, workdir, summary
+
+
+@pytest.fixture(scope="module")
+def real_data_dir():
+    from tests.conftest import _real_data_path
+    path = _real_data_path()
+    if not (path / "tinyshakespeare" / "input.txt").is_file():
+        pytest.skip(f"no real data directory at {path}")
+    os.environ["LLM_JAX_DATA_DIR"] = str(path)
+    return path
+
+
+def test_run_writes_config_metrics_and_learns(trained):
+    c, workdir, summary = trained
+    rows = read_metrics(os.path.join(workdir, "metrics.jsonl"))
+    train_loss = [r["train/loss"] for r in rows if "train/loss" in r]
+    assert train_loss[-1] < train_loss[0] - 0.3
+    assert [r["step"] for r in rows if "eval/loss" in r] == [20, 40]
+    assert summary["eval/perplexity"] == pytest.approx(np.exp(summary["eval/loss"]))
+    with open(os.path.join(workdir, "config.json")) as f:
+        assert json.load(f)["model"]["vocab_size"] == 65
+    assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["20", "40"]
+    assert any(n.startswith("events") for n in os.listdir(os.path.join(workdir, "tensorboard")))
+
+
+def test_eval_and_generate_from_workdir(trained):
+    _, workdir, summary = trained
+    full = evaluate_workdir(workdir)
+    assert full["step"] == 40
+    assert full["eval/loss"] == pytest.approx(summary["eval/loss"], abs=0.1)
+    texts = generate_text(workdir, "ROMEO:", max_new_tokens=20, num_samples=2, temperature=0)
+    assert len(texts) == 2 and texts[0] == texts[1] and texts[0].startswith("ROMEO:")
+    assert len(texts[0]) == len("ROMEO:") + 20
+
+
+def test_unfinished_checkpoint_is_ignored(trained, tmp_path):
+    c, workdir, _ = trained
+    copy = tmp_path / "run"
+    shutil.copytree(workdir, copy)
+    # What a save killed half-way leaves behind: Orbax's temporary directory.
+    junk = copy / "checkpoints" / "60.orbax-checkpoint-tmp-1234"
+    junk.mkdir()
+    (junk / "state").write_text("half written")
+    assert evaluate_workdir(str(copy))["step"] == 40
+
+
+def test_corrupt_checkpoint_is_named(trained, tmp_path):
+    _, workdir, _ = trained
+    copy = tmp_path / "run"
+    shutil.copytree(workdir, copy)
+    state_dir = copy / "checkpoints" / "40" / "state"
+    for root, _, files in os.walk(state_dir):
+        for name in files:
+            with open(os.path.join(root, name), "wb") as f:
+                f.write(b"garbage")
+    with pytest.raises(CheckpointError, match=str(copy / "checkpoints" / "40")):
+        evaluate_workdir(str(copy))
+
+
+def test_mismatched_checkpoint_names_the_parameter(trained, tmp_path):
+    c, workdir, _ = trained
+    copy = tmp_path / "run"
+    shutil.copytree(workdir, copy)
+    wider = c.copy_and_resolve_references()
+    wider.model.embed_dim = 48
+    with pytest.raises(CheckpointError, match="embed/table"):
+        train(wider, str(copy))
+    # the finished checkpoints are untouched
+    assert sorted(os.listdir(copy / "checkpoints")) == ["20", "40"]
+
+
+def test_missing_data_file_is_named(tiny_config, tmp_data_dir, tmp_path):
+    with pytest.raises(MissingDataError, match=str(tmp_data_dir / "tinyshakespeare")):
+        train(tiny_config, str(tmp_path / "run"))
+
+
+def test_unknown_config_field_is_named(tiny_config, tmp_path):
+    with tiny_config.unlocked():
+        tiny_config.train.stepz = 3
+    with pytest.raises(ValueError, match=r"train\.stepz \(did you mean train\.steps\?\)"):
+        train(tiny_config, str(tmp_path / "run"))
+
+
+def _cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "llm_jax", *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def test_cli_rejects_unknown_override(real_data_dir, tmp_path):
+    out, _ = _cli("train", "--config=configs/gpt_shakespeare.py:tiny", f"--workdir={tmp_path}",
+                  "--config.train.stepz=3").communicate(timeout=120)
+    assert "stepz" in out
+
+
+def test_killed_run_resumes_exactly(tiny_config, tmp_path):
+    """SIGKILL part-way, restart in the same workdir: every later step's loss is identical."""
+    steps = ["--config.train.steps=300", "--config.train.log_every=1",
+             "--config.train.checkpoint_every=25", "--config.train.eval_every=100",
+             "--config.train.progress_bar=False"]
+    ref = tmp_path / "ref"
+    _cli("train", "--config=configs/gpt_shakespeare.py:tiny", f"--workdir={ref}", *steps
+         ).communicate(timeout=300)
+    run = tmp_path / "run"
+    proc = _cli("train", "--config=configs/gpt_shakespeare.py:tiny", f"--workdir={run}", *steps)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        rows = read_metrics(run / "metrics.jsonl") if (run / "metrics.jsonl").exists() else []
+        if rows and rows[-1]["step"] >= 60:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = read_metrics(run / "metrics.jsonl")[-1]["step"]
+    assert killed_at < 300, "the run finished before it could be killed"
+    out, _ = _cli("train", "--config=configs/gpt_shakespeare.py:tiny", f"--workdir={run}",
+                  *steps).communicate(timeout=300)
+    assert "resumed from" in out
+    a = {r["step"]: r for r in read_metrics(ref / "metrics.jsonl")}
+    b = {r["step"]: r for r in read_metrics(run / "metrics.jsonl")}
+    assert sorted(a) == sorted(b)  # the resumed run dropped and recomputed its lost lines
+    for step in range(killed_at - 10, 301):
+        assert b[step]["train/loss"] == a[step]["train/loss"], step
+    assert b[300]["eval/loss"] == a[300]["eval/loss"]
