@@ -29,9 +29,9 @@ def make_train_step(task, spec, optimizer, schedule, mesh, *, grad_accum: int = 
                 (_, m), g = grad_fn(state["params"], mb, jax.random.fold_in(key, i))
                 return jax.tree.map(jnp.add, carry, (g, m)), None
 
-            zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(
-                lambda: grad_fn(state["params"], jax.tree.map(lambda x: x[0], micro), key)))
-            zeros = (zeros[1], zeros[0][1])
+            (_, metric_shapes), grad_shapes = jax.eval_shape(
+                grad_fn, state["params"], jax.tree.map(lambda x: x[0], micro), key)
+            zeros = jax.tree.map(jnp.zeros_like, (grad_shapes, metric_shapes))
             (grads, metrics), _ = jax.lax.scan(accumulate, zeros,
                                                (micro, jnp.arange(grad_accum)))
             grads, metrics = jax.tree.map(lambda x: x / grad_accum, (grads, metrics))

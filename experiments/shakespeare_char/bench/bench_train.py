@@ -153,7 +153,7 @@ def torch_parity(cfg, params, tokens):
     loss = model(x, y)
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))
-    return {"fwd_loss": float(loss), "grad_norm": float(norm)}
+    return {"fwd_loss": loss.item(), "grad_norm": norm.item()}
 
 
 def torch_side(cfg, tokens, lrs, args, compile_model):
@@ -177,7 +177,7 @@ def torch_side(cfg, tokens, lrs, args, compile_model):
             opt.step()
             opt.zero_grad(set_to_none=True)
             i += 1
-        return float(loss)  # CPU PyTorch is synchronous; this just uses the result
+        return loss.item()  # CPU PyTorch is synchronous; this just uses the result
 
     t = time.perf_counter()
     if compile_model:  # SIGALRM aborts a compile that takes unreasonably long
@@ -272,7 +272,9 @@ def main():
     p.add_argument("--seconds", type=float, default=10.0, help="timed seconds per side")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    p.add_argument("--torch-adamw", choices=("default", "foreach", "fused"), default="foreach")
+    # fused: the fastest of the three for PyTorch here (cpu config, eager: 13.0k tok/s against
+    # 10.1k for the default single-tensor loop and 9.4k for foreach).
+    p.add_argument("--torch-adamw", choices=("default", "foreach", "fused"), default="fused")
     p.add_argument("--compile-timeout", type=int, default=900)
     p.add_argument("--matmul-n", type=int, default=2048)
     p.add_argument("--out", default=os.path.join(HERE, "results.json"))
