@@ -5,7 +5,6 @@ import pytest
 
 from llm_jax.tasks import build_task
 from llm_jax.training.trainer import train
-from tests.conftest import load_config
 
 
 def test_tokenizer_is_saved_and_reloaded(tiny_config, tmp_path):
