@@ -71,8 +71,20 @@ def main(argv):
             print("-" * 40)
 
 
+def _main_with_clean_errors(argv):
+    """Bad input (config, data, checkpoint) ends with its message, not a traceback."""
+    from llm_jax.training.checkpoints import CheckpointError
+    try:
+        main(argv)
+    except (ValueError, KeyError, FileNotFoundError, CheckpointError) as e:
+        if FLAGS["verbosity"].present:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
 def run():
-    app.run(main, argv=sys.argv)
+    app.run(_main_with_clean_errors, argv=sys.argv)
 
 
 if __name__ == "__main__":
