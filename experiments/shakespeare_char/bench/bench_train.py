@@ -13,10 +13,12 @@ also given as a share of the float32 matmul speed measured in the same process.
 """
 
 import argparse
+import ctypes
 import importlib.util
 import json
 import math
 import os
+import resource
 import signal
 import statistics
 import sys
@@ -58,6 +60,7 @@ def load_config(name):
         cfg.train.batch_size = batch or cfg.train.batch_size
         cfg.data.seq_len = seq_len or cfg.data.seq_len
         cfg.model.vocab_size = cfg.model.vocab_size or vocab
+        cfg.bench_name = name
     return cfg
 
 
@@ -76,20 +79,54 @@ def flops_per_token(cfg, n_params_no_pos):
     return 6 * n_params_no_pos + 12 * m.num_layers * m.embed_dim * cfg.data.seq_len
 
 
+def busy_cpu_seconds():
+    """(CPU seconds all processes have used, CPU seconds this process has used), from /proc."""
+    with open("/proc/stat") as f:
+        user, nice, system, idle, iowait, irq, softirq, steal = map(int, f.readline().split()[1:9])
+    t = os.times()
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK"), t.user + t.system
+
+
 def timed(run, steps, repeats):
-    """Median seconds per step of `repeats` runs of `steps` steps (run blocks until done)."""
+    """Median seconds per step of `repeats` runs of `steps` steps (run blocks until done).
+
+    Also counts minor page faults per step (each a first touch of freshly mapped memory, which
+    is what makes the allocator matter here, see tune_malloc), and how many cores other
+    processes kept busy meanwhile: on 2 cores any is enough to spoil the timing.
+    """
+    faults, (busy, own) = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, busy_cpu_seconds()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         run(steps)
         times.append(time.perf_counter() - t)
-    return statistics.median(times) / steps, [round(x, 4) for x in times]
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / (steps * repeats)
+    busy2, own2 = busy_cpu_seconds()
+    others = max(0.0, (busy2 - busy) - (own2 - own)) / sum(times)
+    return {"sec_per_step": statistics.median(times) / steps, "steps": steps,
+            "runs_s": [round(x, 4) for x in times], "minor_faults_per_step": round(faults),
+            "other_processes_cores": round(others, 2)}
 
 
-def pick_steps(run, args):
+def tune_malloc():
+    """Keeps glibc malloc from handing memory back to the kernel between train steps.
+
+    XLA:CPU allocates every execution's buffers afresh. By default glibc serves big blocks
+    with fresh mmaps (and trims the heap top), so each step first-touches, i.e. page-faults,
+    all of its activation memory again; on this VM that is tens of ms per step. A high mmap
+    threshold serves them from the heap, and a high trim threshold keeps the heap mapped.
+    Same effect as MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment.
+    """
+    libc = ctypes.CDLL("libc.so.6")
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    if not (libc.mallopt(M_MMAP_THRESHOLD, 1 << 30) and libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)):
+        raise RuntimeError("mallopt failed")
+
+
+def pick_steps(run, args, name):
     """--steps, or enough steps for about --seconds per implementation over all repeats."""
-    if args.steps:
-        return args.steps
+    if args.steps.get(name):
+        return args.steps[name]
     count, t = 0, time.perf_counter()
     while time.perf_counter() - t < 0.5 or count == 0:
         run(1)
@@ -100,20 +137,25 @@ def pick_steps(run, args):
 
 # ---------------------------------------------------------------- JAX (llm_jax)
 
-def jax_side(cfg, tokens, args):
+def build_jax_step(cfg, tokens):
+    """llm_jax's jitted train step, its state spec, and the batch placed as the trainer does."""
     mesh = make_mesh(cfg.mesh)
     total = cfg.train.steps
     schedule = make_schedule(cfg.optimizer, total)
     optimizer = make_optimizer(cfg.optimizer, total)
     spec = make_state_spec(cfg.model, optimizer, mesh, cfg.seed)
-    task = RandomTokensLM()
-    step = make_train_step(task, spec, optimizer, schedule, mesh)
+    step = make_train_step(RandomTokensLM(), spec, optimizer, schedule, mesh)
     batch = jax.device_put({"inputs": tokens[:, :-1], "targets": tokens[:, 1:]},
                            batch_sharding(mesh))
+    return step, spec, batch
+
+
+def jax_side(cfg, tokens, args):
+    step, spec, batch = build_jax_step(cfg, tokens)
     state = spec.init()
     # Copied before the first step, which donates (invalidates) the state's buffers.
     params = jax.tree.map(np.asarray, state["params"])
-    fwd = jax.jit(lambda p, b: task.loss(nnx.merge(spec.graphdef, p), b)[0])
+    fwd = jax.jit(lambda p, b: RandomTokensLM().loss(nnx.merge(spec.graphdef, p), b)[0])
     first_loss = float(fwd(state["params"], batch))
 
     t = time.perf_counter()
@@ -129,11 +171,10 @@ def jax_side(cfg, tokens, args):
         jax.block_until_ready((state, m))
 
     jax.block_until_ready(state)
-    n = pick_steps(run, args)
-    sec, runs = timed(run, n, args.repeats)
+    n = pick_steps(run, args, cfg.bench_name)
+    result = {**timed(run, n, args.repeats), "compile_s": round(compile_s, 2)}
     n_pos = params["positions"]["table"].size
     n_params = sum(x.size for x in jax.tree.leaves(params))
-    result = {"sec_per_step": sec, "steps": n, "runs_s": runs, "compile_s": round(compile_s, 2)}
     parity = {"fwd_loss": first_loss, "step_loss": float(metrics["loss"]),
               "grad_norm": float(metrics["grad_norm"])}
     return result, parity, params, n_params, n_params - n_pos
@@ -194,9 +235,8 @@ def torch_side(cfg, tokens, lrs, args, compile_model):
         run(1)
     compile_s = time.perf_counter() - t
     run(1)
-    n = pick_steps(run, args)
-    sec, runs = timed(run, n, args.repeats)
-    return {"sec_per_step": sec, "steps": n, "runs_s": runs, "compile_s": round(compile_s, 2)}
+    n = pick_steps(run, args, cfg.bench_name)
+    return {**timed(run, n, args.repeats), "compile_s": round(compile_s, 2)}
 
 
 # ---------------------------------------------------------------- matmul ceiling
@@ -227,7 +267,8 @@ def environment(args):
     return {"jax": jax.__version__, "torch": torch.__version__, "cpu": cpu,
             "cores": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
             "jax_backend": jax.default_backend(), "jax_devices": jax.device_count(),
-            "torch_adamw": args.torch_adamw, "load_avg_at_start": os.getloadavg()}
+            "torch_adamw": args.torch_adamw, "mallopt": args.mallopt,
+            "load_avg_at_start": os.getloadavg()}
 
 
 def cell(r, key="tok_s"):
@@ -249,26 +290,46 @@ def print_report(report):
         print(f"| {name} | {cell(j)} | {cell(e)} | {cell(c)} | {ratio(j, e)} | {ratio(j, c)} "
               f"| {j['gflops']:.1f} ({100 * j['gflops'] / ceiling:.0f}%) "
               f"| {best['gflops']:.1f} ({100 * best['gflops'] / ceiling:.0f}%) |")
+    for name, r in report["results"].items():
+        for k, v in r.items():
+            if isinstance(v, dict) and v.get("other_processes_cores", 0) > 0.2:
+                print(f"WARNING: other processes kept {v['other_processes_cores']} cores busy "
+                      f"while {name}/{k} was timed: that figure is not trustworthy")
     env, mm = report["environment"], report["matmul_gflops"]
     print(f"\nfloat32 matmul ceiling ({report['matmul_n']}^2, best of 5): jax {mm['jax']:.1f} "
           f"GFLOP/s, torch {mm['torch']:.1f} GFLOP/s; % ceiling is of the larger, "
           f"{ceiling:.1f}.")
     print(f"jax {env['jax']} ({env['jax_backend']}, {env['jax_devices']} device, XLA's own "
           f"thread pool), torch {env['torch']} ({env['torch_threads']} threads, AdamW "
-          f"{env['torch_adamw']}); CPU {env['cpu']}, {env['cores']} cores; load average at "
-          f"start {env['load_avg_at_start'][0]:.2f}.")
+          f"{env['torch_adamw']}); CPU {env['cpu']}, {env['cores']} cores; glibc malloc "
+          f"{'tuned (--mallopt)' if env['mallopt'] else 'defaults'}; load average "
+          f"{env['load_avg_at_start'][0]:.2f} at start, {env['load_avg_at_end'][0]:.2f} at end.")
     for name, r in report["results"].items():
-        details = ", ".join(f"{k} {v['steps']} steps x {len(v.get('runs_s', []))}, warm-up "
-                            f"{v.get('compile_s', '-')} s" for k, v in r.items()
+        details = "; ".join(f"{k}: {v['steps']} steps x {len(v['runs_s'])}, runs {v['runs_s']} s, "
+                            f"warm-up {v['compile_s']} s, {v['minor_faults_per_step']} page "
+                            f"faults/step, other processes {v['other_processes_cores']} cores"
+                            for k, v in r.items()
                             if isinstance(v, dict) and "steps" in v)
-        print(f"{name}: {r['tokens_per_step']} tokens/step, {r['flops_per_token'] / 1e6:.1f} "
-              f"MFLOP/token; {details}; parity {r['parity']}")
+        j, t = r["parity"]["jax"], r["parity"]["torch"]
+        print(f"\n{name}: {r['params']:,} params, {r['tokens_per_step']} tokens/step, "
+              f"{r['flops_per_token'] / 1e6:.1f} MFLOP/token. Parity at llm_jax's init: loss "
+              f"jax {j['fwd_loss']:.6f} / torch {t['fwd_loss']:.6f}, grad norm jax "
+              f"{j['grad_norm']:.6f} / torch {t['grad_norm']:.6f}.\n  {details}")
+
+
+def parse_steps(text, names):
+    """"N" (every config) or "name=N,..." -> {config name: steps}; missing names are absent."""
+    if text.isdigit():
+        return dict.fromkeys(names, int(text))
+    pairs = (item.split("=") for item in text.split(",") if item)
+    return {name: int(n) for name, n in pairs}
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", default="cpu,gpt2_124m")
-    p.add_argument("--steps", type=int, default=0, help="timed steps per repeat (0: ~--seconds)")
+    p.add_argument("--steps", default="", help="timed steps per repeat: N, or per config as "
+                   "cpu=N,gpt2_124m=M (unset: enough for ~--seconds, at least 5)")
     p.add_argument("--seconds", type=float, default=10.0, help="timed seconds per side")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
@@ -277,8 +338,13 @@ def main():
     p.add_argument("--torch-adamw", choices=("default", "foreach", "fused"), default="fused")
     p.add_argument("--compile-timeout", type=int, default=900)
     p.add_argument("--matmul-n", type=int, default=2048)
+    p.add_argument("--mallopt", action="store_true",
+                   help="tune glibc malloc first (see tune_malloc); applies to both sides")
     p.add_argument("--out", default=os.path.join(HERE, "results.json"))
     args = p.parse_args()
+    args.steps = parse_steps(args.steps, args.configs.split(","))
+    if args.mallopt:
+        tune_malloc()
     torch.set_num_threads(args.threads)
     torch.set_float32_matmul_precision("high")  # no effect on CPU; the usual setting elsewhere
 
