@@ -1,19 +1,19 @@
 """Training throughput of llm_jax's GPT against the same model in PyTorch (eager and compiled).
 
   .venv/bin/python experiments/shakespeare_char/bench/bench_train.py [--configs cpu,gpt2_124m]
-      [--steps N] [--out results.json]
+      [--steps N | --steps cpu=N,gpt2_124m=M] [--malloc tuned] [--out results.json]
 
 The JAX side is llm_jax's own train step (make_state_spec + make_train_step, AdamW with clipping
 and the cosine schedule of the config); the PyTorch side is torch_gpt.GPT with torch.optim.AdamW
 and clip_grad_norm_. Both train on the same random token batch, already in memory. Before any
 timing, the PyTorch model is loaded with llm_jax's initial weights and the loss and gradient
 norm of the first step must agree. Throughput is the median of 3 timed runs of N steps after
-warm-up; model FLOPs use nanoGPT's estimate (6N + 12*L*H*Dh*T per token), and each figure is
-also given as a share of the float32 matmul speed measured in the same process.
+warm-up, the implementations taking turns run by run; model FLOPs use nanoGPT's estimate
+(6N + 12*L*H*Dh*T per token), and each figure is also given as a share of the float32 matmul
+speed measured in the same process.
 """
 
 import argparse
-import ctypes
 import importlib.util
 import json
 import math
@@ -60,7 +60,6 @@ def load_config(name):
         cfg.train.batch_size = batch or cfg.train.batch_size
         cfg.data.seq_len = seq_len or cfg.data.seq_len
         cfg.model.vocab_size = cfg.model.vocab_size or vocab
-        cfg.bench_name = name
     return cfg
 
 
@@ -87,46 +86,68 @@ def busy_cpu_seconds():
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK"), t.user + t.system
 
 
-def timed(run, steps, repeats):
-    """Median seconds per step of `repeats` runs of `steps` steps (run blocks until done).
+def measure(runners, repeats):
+    """Times `repeats` rounds; each round runs every implementation's `steps` steps in turn.
 
-    Also counts minor page faults per step (each a first touch of freshly mapped memory, which
-    is what makes the allocator matter here, see tune_malloc), and how many cores other
-    processes kept busy meanwhile: on 2 cores any is enough to spoil the timing.
+    Interleaving the rounds makes slow drift of this shared VM (+-15% between runs minutes
+    apart) hit every implementation alike. Per implementation: the median seconds per step,
+    minor page faults per step (each a first touch of freshly mapped memory, see
+    TUNED_MALLOC_ENV) and how many cores other processes kept busy meanwhile (on 2 cores, any
+    spoils a timing).
     """
-    faults, (busy, own) = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, busy_cpu_seconds()
-    times = []
+    acc = {k: {"runs_s": [], "faults": 0, "others_s": 0.0} for k in runners}
     for _ in range(repeats):
-        t = time.perf_counter()
-        run(steps)
-        times.append(time.perf_counter() - t)
-    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / (steps * repeats)
+        for key, r in runners.items():
+            faults, (busy, own) = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, busy_cpu_seconds()
+            t = time.perf_counter()
+            r["run"](r["steps"])
+            acc[key]["runs_s"].append(time.perf_counter() - t)
+            busy2, own2 = busy_cpu_seconds()
+            acc[key]["faults"] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+            acc[key]["others_s"] += max(0.0, (busy2 - busy) - (own2 - own))
+    out = {}
+    for key, a in acc.items():
+        steps = runners[key]["steps"]
+        out[key] = {"sec_per_step": statistics.median(a["runs_s"]) / steps, "steps": steps,
+                    "runs_s": [round(x, 3) for x in a["runs_s"]],
+                    "compile_s": round(runners[key]["compile_s"], 2),
+                    "minor_faults_per_step": round(a["faults"] / (steps * repeats)),
+                    "other_processes_cores": round(a["others_s"] / sum(a["runs_s"]), 2)}
+    return out
+
+
+def other_processes_cores(seconds=2.0):
+    """Cores that other processes keep busy, sampled over `seconds` (we sleep meanwhile)."""
+    busy, own = busy_cpu_seconds()
+    time.sleep(seconds)
     busy2, own2 = busy_cpu_seconds()
-    others = max(0.0, (busy2 - busy) - (own2 - own)) / sum(times)
-    return {"sec_per_step": statistics.median(times) / steps, "steps": steps,
-            "runs_s": [round(x, 4) for x in times], "minor_faults_per_step": round(faults),
-            "other_processes_cores": round(others, 2)}
+    return max(0.0, (busy2 - busy) - (own2 - own)) / seconds
 
 
-def tune_malloc():
-    """Keeps glibc malloc from handing memory back to the kernel between train steps.
-
-    XLA:CPU allocates every execution's buffers afresh. By default glibc serves big blocks
-    with fresh mmaps (and trims the heap top), so each step first-touches, i.e. page-faults,
-    all of its activation memory again; on this VM that is tens of ms per step. A high mmap
-    threshold serves them from the heap, and a high trim threshold keeps the heap mapped.
-    Same effect as MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment.
-    """
-    libc = ctypes.CDLL("libc.so.6")
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-    if not (libc.mallopt(M_MMAP_THRESHOLD, 1 << 30) and libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)):
-        raise RuntimeError("mallopt failed")
+# glibc malloc settings that keep memory mapped between train steps. XLA:CPU allocates each
+# execution's buffers afresh, from its worker threads: by default glibc serves big blocks with
+# fresh mmaps, trims the heap top, and gives each thread its own arena (capped at 64 MiB, past
+# which it mmaps again), so every step page-faults its activation memory in anew, 4 KiB at a
+# time (~16k faults/step on cpu, ~620k on gpt2_124m). One arena and high mmap/trim thresholds
+# keep blocks up to 1 GiB on the heap; blocks larger still (gpt2_124m's 2.5 GB temp buffer)
+# are always mmapped, and hugetlb=1 lets those use 2 MiB transparent huge pages instead.
+# GLIBC_TUNABLES is read only at process start, hence the re-exec.
+TUNED_MALLOC_ENV = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_THRESHOLD_": str(1 << 30),
+                    "MALLOC_TRIM_THRESHOLD_": str(1 << 30),
+                    "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
 
 
-def pick_steps(run, args, name):
-    """--steps, or enough steps for about --seconds per implementation over all repeats."""
-    if args.steps.get(name):
-        return args.steps[name]
+def reexec_with_tuned_malloc():
+    """Restarts this script with TUNED_MALLOC_ENV, unless it is already in place."""
+    if all(os.environ.get(k) == v for k, v in TUNED_MALLOC_ENV.items()):
+        return
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **TUNED_MALLOC_ENV})
+
+
+def pick_steps(run, steps, args):
+    """`steps` if given, else enough for about --seconds per implementation over all repeats."""
+    if steps:
+        return steps
     count, t = 0, time.perf_counter()
     while time.perf_counter() - t < 0.5 or count == 0:
         run(1)
@@ -150,7 +171,7 @@ def build_jax_step(cfg, tokens):
     return step, spec, batch
 
 
-def jax_side(cfg, tokens, args):
+def jax_side(cfg, tokens, steps, args):
     step, spec, batch = build_jax_step(cfg, tokens)
     state = spec.init()
     # Copied before the first step, which donates (invalidates) the state's buffers.
@@ -171,13 +192,12 @@ def jax_side(cfg, tokens, args):
         jax.block_until_ready((state, m))
 
     jax.block_until_ready(state)
-    n = pick_steps(run, args, cfg.bench_name)
-    result = {**timed(run, n, args.repeats), "compile_s": round(compile_s, 2)}
+    runner = {"run": run, "steps": pick_steps(run, steps, args), "compile_s": compile_s}
     n_pos = params["positions"]["table"].size
     n_params = sum(x.size for x in jax.tree.leaves(params))
     parity = {"fwd_loss": first_loss, "step_loss": float(metrics["loss"]),
               "grad_norm": float(metrics["grad_norm"])}
-    return result, parity, params, n_params, n_params - n_pos
+    return runner, parity, params, n_params, n_params - n_pos
 
 
 # ---------------------------------------------------------------- PyTorch
@@ -197,7 +217,8 @@ def torch_parity(cfg, params, tokens):
     return {"fwd_loss": loss.item(), "grad_norm": norm.item()}
 
 
-def torch_side(cfg, tokens, lrs, args, compile_model):
+def torch_side(cfg, tokens, lrs, steps, args, compile_model):
+    """A runner for PyTorch's train step; compile_model: torch.compile(model), as nanoGPT does."""
     torch.manual_seed(cfg.seed)
     model = torch_gpt.GPT(cfg.model)
     impl = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
@@ -235,8 +256,7 @@ def torch_side(cfg, tokens, lrs, args, compile_model):
         run(1)
     compile_s = time.perf_counter() - t
     run(1)
-    n = pick_steps(run, args, cfg.bench_name)
-    return {**timed(run, n, args.repeats), "compile_s": round(compile_s, 2)}
+    return {"run": run, "steps": pick_steps(run, steps, args), "compile_s": compile_s}
 
 
 # ---------------------------------------------------------------- matmul ceiling
@@ -267,8 +287,7 @@ def environment(args):
     return {"jax": jax.__version__, "torch": torch.__version__, "cpu": cpu,
             "cores": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
             "jax_backend": jax.default_backend(), "jax_devices": jax.device_count(),
-            "torch_adamw": args.torch_adamw, "mallopt": args.mallopt,
-            "load_avg_at_start": os.getloadavg()}
+            "torch_adamw": args.torch_adamw, "malloc": args.malloc}
 
 
 def cell(r, key="tok_s"):
@@ -302,8 +321,8 @@ def print_report(report):
     print(f"jax {env['jax']} ({env['jax_backend']}, {env['jax_devices']} device, XLA's own "
           f"thread pool), torch {env['torch']} ({env['torch_threads']} threads, AdamW "
           f"{env['torch_adamw']}); CPU {env['cpu']}, {env['cores']} cores; glibc malloc "
-          f"{'tuned (--mallopt)' if env['mallopt'] else 'defaults'}; load average "
-          f"{env['load_avg_at_start'][0]:.2f} at start, {env['load_avg_at_end'][0]:.2f} at end.")
+          f"{env['malloc']}; other processes used "
+          f"{env['other_processes_cores_at_start']:.2f} cores at start.")
     for name, r in report["results"].items():
         details = "; ".join(f"{k}: {v['steps']} steps x {len(v['runs_s'])}, runs {v['runs_s']} s, "
                             f"warm-up {v['compile_s']} s, {v['minor_faults_per_step']} page "
@@ -338,19 +357,20 @@ def main():
     p.add_argument("--torch-adamw", choices=("default", "foreach", "fused"), default="fused")
     p.add_argument("--compile-timeout", type=int, default=900)
     p.add_argument("--matmul-n", type=int, default=2048)
-    p.add_argument("--mallopt", action="store_true",
-                   help="tune glibc malloc first (see tune_malloc); applies to both sides")
+    p.add_argument("--malloc", choices=("default", "tuned"), default="default",
+                   help="tuned: rerun with TUNED_MALLOC_ENV (applies to both sides alike)")
     p.add_argument("--out", default=os.path.join(HERE, "results.json"))
     args = p.parse_args()
     args.steps = parse_steps(args.steps, args.configs.split(","))
-    if args.mallopt:
-        tune_malloc()
+    if args.malloc == "tuned":
+        reexec_with_tuned_malloc()
     torch.set_num_threads(args.threads)
     torch.set_float32_matmul_precision("high")  # no effect on CPU; the usual setting elsewhere
 
     report = {"environment": environment(args), "matmul_n": args.matmul_n, "results": {}}
-    if report["environment"]["load_avg_at_start"][0] > 1.2:
-        print(f"warning: load average {os.getloadavg()[0]:.2f}: timings will be noisy")
+    busy = report["environment"]["other_processes_cores_at_start"] = other_processes_cores()
+    if busy > 0.2:
+        print(f"warning: other processes keep {busy:.2f} cores busy: timings will be noisy")
     mm = matmul_gflops(args.matmul_n)
     report["matmul_gflops"] = mm
     report["ceiling_gflops"] = ceiling = max(mm.values())
@@ -360,7 +380,9 @@ def main():
         B, T = cfg.train.batch_size, cfg.data.seq_len
         tokens = np.random.default_rng(0).integers(0, cfg.model.vocab_size, (B, T + 1), np.int32)
         print(f"[{name}] llm_jax ...", flush=True)
-        jax_r, parity, params, n_params, n_no_pos = jax_side(cfg, tokens, args)
+        runners, results = {}, {}
+        steps = args.steps.get(name)
+        runners["llm_jax"], parity, params, n_params, n_no_pos = jax_side(cfg, tokens, steps, args)
 
         # Parity: PyTorch with llm_jax's initial weights must give the same loss and gradients.
         t_par = torch_parity(cfg, params, tokens)
@@ -374,13 +396,16 @@ def main():
 
         schedule = make_schedule(cfg.optimizer, cfg.train.steps)
         lrs = np.asarray(jax.vmap(schedule)(jnp.arange(cfg.train.steps)), np.float64).tolist()
-        results = {"llm_jax": jax_r}
         for key, compiled in (("torch_eager", False), ("torch_compile", True)):
             print(f"[{name}] {key} ...", flush=True)
             try:
-                results[key] = torch_side(cfg, tokens, lrs, args, compiled)
+                runners[key] = torch_side(cfg, tokens, lrs, steps, args, compiled)
             except Exception as e:  # reported in the table, not dropped
                 results[key] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:80]}"}
+        print(f"[{name}] timing {', '.join(runners)}, interleaved ...", flush=True)
+        results.update(measure(runners, args.repeats))
+        del runners
+        results = {k: results[k] for k in ("llm_jax", "torch_eager", "torch_compile")}
         fpt = flops_per_token(cfg, n_no_pos)
         for r in results.values():
             if "error" not in r:
@@ -390,7 +415,6 @@ def main():
         report["results"][name] = {**results, "tokens_per_step": B * T, "params": n_params,
                                    "params_no_positions": n_no_pos, "flops_per_token": fpt,
                                    "parity": parity}
-    report["environment"]["load_avg_at_end"] = os.getloadavg()
     print_report(report)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2)

@@ -1,13 +1,13 @@
 """Where llm_jax's train step spends its time on CPU, by kind of XLA op.
 
   .venv/bin/python experiments/shakespeare_char/bench/profile_jax.py [--config cpu]
-      [--layers scan|loop|unroll] [--mallopt]
+      [--layers scan|loop|unroll|scan,loop,...] [--malloc tuned] [--steps 10]
 
-Traces 10 train steps with jax.profiler (perfetto JSON, so no TensorBoard is needed) and sums
-the XLA:CPU thunk times per category. --layers tries two alternatives to DecoderStack's
-lax.scan over layers, patched in here only (llm_jax itself is not changed): a Python loop over
-the stacked parameters, or the same scan fully unrolled. --mallopt applies bench_train's
-allocator setting.
+Traces train steps with jax.profiler (perfetto JSON, so no TensorBoard is needed) and sums the
+XLA:CPU op times per category. --layers tries two alternatives to DecoderStack's lax.scan over
+layers, patched in here only (llm_jax itself is not changed): a Python loop over the stacked
+parameters, or the same scan fully unrolled; given several, it times them in turns instead.
+--malloc tuned reruns it with bench_train.TUNED_MALLOC_ENV.
 """
 
 import argparse
@@ -18,7 +18,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 import types
 
 import jax
@@ -51,6 +50,9 @@ def unrolled_scan():
 
 
 def category(name):
+    """A coarse kind for an XLA:CPU op name. Eigen dots (here the weight gradients) run
+    asynchronously: their spans cover only the launch, and their work shows up as time of the
+    ops they overlap, mostly the YNNPACK dots."""
     for prefix, cat in (("ynn", "matmul (YNNPACK)"), ("dot", "matmul (other dot)"),
                         ("wrapped_broadcast", "broadcast (scan buffers)"),
                         ("copy", "copy / transpose"), ("transpose", "copy / transpose")):
@@ -63,53 +65,76 @@ def category(name):
     return "other fusions"
 
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--config", default="cpu", choices=sorted(bench_train.CONFIGS))
-    p.add_argument("--layers", default="scan", choices=("scan", "loop", "unroll"))
-    p.add_argument("--mallopt", action="store_true")
-    p.add_argument("--steps", type=int, default=10)
-    args = p.parse_args()
-    if args.mallopt:
-        bench_train.tune_malloc()
-    if args.layers == "loop":
+def compiled_step(cfg, tokens, layers):
+    """(run(n), tokens per step) for llm_jax's train step, traced with `layers`' DecoderStack."""
+    saved = transformer.DecoderStack.__call__, transformer.jax
+    if layers == "loop":
         transformer.DecoderStack.__call__ = loop_layers
-    elif args.layers == "unroll":
+    elif layers == "unroll":
         transformer.jax = unrolled_scan()
+    try:  # the patch only matters while jit traces, i.e. during the first call
+        step, spec, batch = bench_train.build_jax_step(cfg, tokens)
+        state = spec.init()
+        for _ in range(2):
+            state, m = step(state, batch)
+        jax.block_until_ready(state)
+    finally:
+        transformer.DecoderStack.__call__, transformer.jax = saved
 
-    cfg = bench_train.load_config(args.config)
-    B, T = cfg.train.batch_size, cfg.data.seq_len
-    tokens = np.random.default_rng(0).integers(0, cfg.model.vocab_size, (B, T + 1), np.int32)
-    step, spec, batch = bench_train.build_jax_step(cfg, tokens)
-    state = spec.init()
-    for _ in range(2):
-        state, m = step(state, batch)
-    jax.block_until_ready(state)
-    t = time.perf_counter()
-    for _ in range(args.steps):
-        state, m = step(state, batch)
-    jax.block_until_ready((state, m))
-    untraced = (time.perf_counter() - t) / args.steps
-
-    trace_dir = tempfile.mkdtemp(prefix="llm_jax_trace_")
-    with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
-        for _ in range(args.steps):
+    def run(n):
+        nonlocal state
+        for _ in range(n):
             state, m = step(state, batch)
         jax.block_until_ready((state, m))
+    return run
+
+
+def profile(run, steps):
+    """Milliseconds per step of each op category, from a jax.profiler trace of `steps` steps."""
+    trace_dir = tempfile.mkdtemp(prefix="llm_jax_trace_")
+    with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+        run(steps)
     path = glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True)[0]
-    events = json.load(gzip.open(path))["traceEvents"]
     totals = collections.Counter()
-    for e in events:
+    for e in json.load(gzip.open(path))["traceEvents"]:
         name = e.get("name", "")
         # Leaf XLA ops only: skip Python frames, executor/thread-pool spans and loop bodies.
         if e.get("ph") != "X" or name.startswith(("$", "Thunk", "Slinky", "PjRt", "while")):
             continue
-        totals[category(name)] += e["dur"] / 1e3 / args.steps
-    print(f"{args.config}, layers={args.layers}, mallopt={args.mallopt}: "
-          f"{untraced * 1e3:.1f} ms/step untraced ({B * T / untraced:,.0f} tok/s)")
-    for cat, ms in totals.most_common():
-        print(f"  {cat:30s} {ms:8.2f} ms/step")
-    print(f"  {'sum of XLA ops':30s} {sum(totals.values()):8.2f} ms/step")
+        totals[category(name)] += e["dur"] / 1e3 / steps
+    return totals
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--config", default="cpu", choices=sorted(bench_train.CONFIGS))
+    p.add_argument("--layers", default="scan",
+                   help="scan, loop or unroll; several (comma-separated) are timed in turns "
+                        "and compared instead of profiled")
+    p.add_argument("--malloc", choices=("default", "tuned"), default="default")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    if args.malloc == "tuned":
+        bench_train.reexec_with_tuned_malloc()
+    cfg = bench_train.load_config(args.config)
+    B, T = cfg.train.batch_size, cfg.data.seq_len
+    tokens = np.random.default_rng(0).integers(0, cfg.model.vocab_size, (B, T + 1), np.int32)
+    variants = args.layers.split(",")
+    runners = {v: {"run": compiled_step(cfg, tokens, v), "steps": args.steps, "compile_s": 0}
+               for v in variants}
+    results = bench_train.measure(runners, args.repeats)
+    print(f"{args.config}, malloc={args.malloc}:")
+    for v, r in results.items():
+        print(f"  layers={v:7s} {r['sec_per_step'] * 1e3:8.1f} ms/step {B * T / r['sec_per_step']:9,.0f}"
+              f" tok/s  x{results[variants[0]]['sec_per_step'] / r['sec_per_step']:.2f}  "
+              f"runs {r['runs_s']} s, {r['minor_faults_per_step']} page faults/step, "
+              f"other processes {r['other_processes_cores']} cores")
+    if len(variants) == 1:
+        totals = profile(runners[variants[0]]["run"], args.steps)
+        for cat, ms in totals.most_common():
+            print(f"  {cat:30s} {ms:8.2f} ms/step")
+        print(f"  {'sum of XLA ops':30s} {sum(totals.values()):8.2f} ms/step")
 
 
 if __name__ == "__main__":
