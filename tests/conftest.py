@@ -15,12 +15,17 @@ def _real_data_path() -> pathlib.Path:
     return pathlib.Path(os.environ.get("LLM_JAX_DATA_DIR") or SHARED_DATA)
 
 
-@pytest.fixture
-def real_data_dir(monkeypatch) -> pathlib.Path:
-    """$LLM_JAX_DATA_DIR if set, else ../shared/data; skip the test if neither exists."""
+def require_real_data() -> pathlib.Path:
+    """$LLM_JAX_DATA_DIR if set, else ../shared/data; skips the test if neither exists."""
     path = _real_data_path()
     if not (path / "tinyshakespeare" / "input.txt").is_file():
         pytest.skip(f"no real data directory at {path}")
+    return path
+
+
+@pytest.fixture
+def real_data_dir(monkeypatch) -> pathlib.Path:
+    path = require_real_data()
     monkeypatch.setenv("LLM_JAX_DATA_DIR", str(path))
     return path
 

@@ -1,4 +1,4 @@
-"""Width x learning-rate ablation of the CPU config, 500 steps per run (~1.5 min each here).
+"""Width x learning-rate ablation of the CPU config, 500 steps per run.
 
   python -m llm_jax sweep --config=configs/gpt_shakespeare.py:cpu \
       --sweep=experiments/shakespeare_char/sweep.py --workdir=runs/shakespeare_sweep

@@ -33,12 +33,15 @@ def trained(tmp_path_factory, request):
 
 @pytest.fixture(scope="module")
 def real_data_dir():
-    from tests.conftest import _real_data_path
-    path = _real_data_path()
-    if not (path / "tinyshakespeare" / "input.txt").is_file():
-        pytest.skip(f"no real data directory at {path}")
+    """Module-scoped (the shared `trained` run needs it), so no monkeypatch: restored by hand."""
+    from tests.conftest import require_real_data
+    path, before = require_real_data(), os.environ.get("LLM_JAX_DATA_DIR")
     os.environ["LLM_JAX_DATA_DIR"] = str(path)
-    return path
+    yield path
+    if before is None:
+        os.environ.pop("LLM_JAX_DATA_DIR", None)
+    else:
+        os.environ["LLM_JAX_DATA_DIR"] = before
 
 
 def test_run_writes_config_metrics_and_learns(trained):
