@@ -1,11 +1,19 @@
 from llm_jax.tasks.causal_lm import CausalLM
 
+# name -> task class; the class's default_config() lists every `config.task` field it reads.
 TASKS = {"causal_lm": CausalLM}
+
+
+def _task_class(name):
+    if name not in TASKS:
+        raise ValueError(f"config.task.name={name!r}: expected one of {sorted(TASKS)}")
+    return TASKS[name]
+
+
+def default_task_config(name: str):
+    return _task_class(name).default_config()
 
 
 def build_task(config, workdir):
     """The task named by `config.task.name`."""
-    name = config.task.name
-    if name not in TASKS:
-        raise ValueError(f"config.task.name={name!r}: expected one of {sorted(TASKS)}")
-    return TASKS[name](config, workdir)
+    return _task_class(config.task.name)(config, workdir)

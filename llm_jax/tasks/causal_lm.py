@@ -3,6 +3,7 @@
 import os
 
 import jax.numpy as jnp
+import ml_collections
 
 from llm_jax import ops
 from llm_jax.data import (
@@ -36,6 +37,10 @@ class CausalLM:
 
     A batch is {"inputs": int32[B, T], "targets": int32[B, T]} with targets the next tokens.
     """
+
+    @staticmethod
+    def default_config() -> ml_collections.ConfigDict:
+        return ml_collections.ConfigDict(dict(name="causal_lm", label_smoothing=0.0, z_loss=0.0))
 
     def __init__(self, config, workdir: str):
         self.cfg = config.task

@@ -8,6 +8,7 @@ from flax import nnx
 
 from llm_jax.decoding import generate
 from llm_jax.training.experiment import Experiment, load_config
+from llm_jax.training.loops import custom_loop
 from llm_jax.training.sweeps import run_sweep
 from llm_jax.training.trainer import evaluate, train
 
@@ -27,6 +28,9 @@ def _restored(workdir):
 
 def evaluate_workdir(workdir, split=None) -> dict:
     """Metrics of the latest checkpoint over a whole split (default: the config's eval split)."""
+    loop = custom_loop(load_config(workdir).task.name)
+    if loop is not None:
+        return loop.evaluate_workdir(workdir, split)
     exp, state = _restored(workdir)
     tokens = None
     if split is not None:

@@ -1,6 +1,7 @@
 """The full set of config fields with defaults, and a check that names any unknown key.
 
-Experiment configs start from `default_config(model_name)` and change fields; the result is
+Experiment configs start from `default_config(model_name, task_name)` and change fields; the
+model and task sections come from the model's and the task's own `default_config()`. The result is
 locked, so a misspelt field in a config file or on the command line fails loudly instead of
 being ignored.
 """
@@ -10,9 +11,10 @@ import difflib
 import ml_collections
 
 from llm_jax.models import default_model_config
+from llm_jax.tasks import default_task_config
 
 
-def default_config(model: str = "gpt") -> ml_collections.ConfigDict:
+def default_config(model: str = "gpt", task: str = "causal_lm") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.model = default_model_config(model)
@@ -21,12 +23,13 @@ def default_config(model: str = "gpt") -> ml_collections.ConfigDict:
         corpus="tinyshakespeare",  # for files: tinyshakespeare | ptb | wikitext-2
         tfds_name="",            # for tfds, e.g. "tiny_shakespeare", "lm1b"
         train_split="train", eval_split="valid",
+        test_split="",           # also scored at the end of training when set (e.g. "test")
         tokenizer="char",        # "char" | "word" | "sentencepiece"
         min_count=1,             # word tokenizer
         vocab_size=8000, sp_model_type="bpe",  # sentencepiece ("bpe" | "unigram")
         seq_len=256,
     )
-    c.task = dict(name="causal_lm", label_smoothing=0.0, z_loss=0.0)
+    c.task = default_task_config(task)
     c.optimizer = dict(
         name="adamw", lr=6e-4, min_lr=6e-5, schedule="cosine",  # constant|cosine|linear|inverse_sqrt
         warmup_steps=100, decay_steps=0,  # 0: decay over train.steps
@@ -59,7 +62,8 @@ def _unknown_keys(cfg, ref, prefix=""):
 
 def check_config(config):
     """Raises ValueError naming every unknown field and bad value it can spot cheaply."""
-    errors = list(_unknown_keys(config, default_config(config.model.get("name", "gpt"))))
+    errors = list(_unknown_keys(config, default_config(config.model.get("name", "gpt"),
+                                                      config.task.get("name", "causal_lm"))))
     t = config.train
     for field in ("steps", "batch_size", "grad_accum", "log_every", "eval_every",
                   "checkpoint_every"):

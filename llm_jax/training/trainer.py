@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from llm_jax.training.config_schema import check_config
 from llm_jax.training.experiment import Experiment, save_config
+from llm_jax.training.loops import custom_loop
 from llm_jax.training.metrics import MetricsWriter
 from llm_jax.training.steps import make_eval_step, make_train_step
 
@@ -36,6 +37,9 @@ def evaluate(exp: Experiment, params, eval_step=None, *, max_batches=None, token
 def train(config, workdir: str, *, devices=None) -> dict:
     """Trains (resuming from `workdir` if it holds checkpoints); returns the final metrics."""
     check_config(config)
+    loop = custom_loop(config.task.name)
+    if loop is not None:
+        return loop.train(config, workdir)
     exp = Experiment(config, workdir, devices=devices)
     config, tc = exp.config, exp.config.train
     save_config(config, workdir)
