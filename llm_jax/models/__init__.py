@@ -1,7 +1,8 @@
-from llm_jax.models import gpt
+from llm_jax.models import gpt, ngram
 
 # name -> (module class, default_config() listing every field it reads)
-MODELS = {"gpt": (gpt.GPT, gpt.default_config)}
+MODELS = {"gpt": (gpt.GPT, gpt.default_config),
+          "ngram": (ngram.NGramLM, ngram.default_config)}
 
 
 def build_model(cfg, *, rngs):

@@ -9,7 +9,7 @@ Imported lazily, so a loop's dependencies load only when it runs.
 import importlib
 
 # config.task.name -> module holding train() and evaluate_workdir()
-CUSTOM_LOOPS: dict[str, str] = {}
+CUSTOM_LOOPS: dict[str, str] = {"ngram_lm": "llm_jax.training.ngram_loop"}
 
 
 def custom_loop(task_name: str):

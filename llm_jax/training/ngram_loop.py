@@ -1,0 +1,82 @@
+"""The n-gram "training" loop: count the training split, score valid and test, save the model.
+
+`python -m llm_jax train --config=configs/ngram.py:kn5 --workdir=DIR` runs it (through
+CUSTOM_LOOPS); DIR then holds config.json, tokenizer/, model.npz (every count table and
+probability, so `evaluate_workdir` rescores without recounting), metrics.jsonl, summary.json,
+samples.txt and, with config.task.write_arpa, model.arpa.
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+
+from llm_jax.models.ngram import NGramLM
+from llm_jax.models.ngram_arpa import write_arpa
+from llm_jax.tasks.ngram_lm import NGramLMTask
+from llm_jax.training.config_schema import check_config
+from llm_jax.training.experiment import load_config, save_config
+from llm_jax.training.metrics import MetricsWriter
+
+MODEL_FILE = "model.npz"
+
+
+def _scores(lm: NGramLM, tokens, prefix: str) -> dict:
+    t0 = time.perf_counter()
+    logp = lm.stream_logprobs(tokens)
+    nll = float(-logp.mean())
+    return {f"{prefix}/loss": nll, f"{prefix}/perplexity": float(np.exp(min(nll, 700.0))),
+            f"{prefix}/tokens": len(tokens), f"{prefix}/seconds": time.perf_counter() - t0}
+
+
+def train(config, workdir: str) -> dict:
+    check_config(config)
+    os.makedirs(workdir, exist_ok=True)
+    save_config(config, workdir)
+    t0 = time.perf_counter()
+    task = NGramLMTask(config, workdir)
+    train_tokens = task.tokens(config.data.train_split)
+    t_build = time.perf_counter()
+    lm = task.fit(train_tokens)
+    summary = {"build_seconds": time.perf_counter() - t_build, "train/tokens": len(train_tokens),
+               "vocab_size": task.vocab_size,
+               "ngrams": {str(k): t.size for k, t in enumerate(lm.tables[1:], start=2)}}
+    if lm.discounts is not None:
+        summary["discounts"] = lm.discounts.tolist()
+    splits = [("eval", config.data.eval_split)]
+    if config.data.test_split:
+        splits.append(("test", config.data.test_split))
+    for prefix, split in splits:
+        summary.update(_scores(lm, task.tokens(split), prefix))
+        print(f"{split}: perplexity {summary[prefix + '/perplexity']:.2f}", flush=True)
+    lm.save(os.path.join(workdir, MODEL_FILE))
+    if config.task.write_arpa:
+        write_arpa(lm, os.path.join(workdir, "model.arpa"), task.tokenizer.words)
+    if config.task.num_samples:
+        rng = np.random.default_rng(config.seed)
+        with open(os.path.join(workdir, "samples.txt"), "w") as f:
+            for _ in range(config.task.num_samples):
+                ids = lm.sample(rng)
+                f.write(task.tokenizer.decode([i for i in ids if i != task.tokenizer.eos_id]) + "\n")
+    summary["wall_time_sec"] = time.perf_counter() - t0
+    writer = MetricsWriter(workdir)
+    writer.write(0, {k: v for k, v in summary.items() if isinstance(v, (int, float))})
+    writer.close()
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def evaluate_workdir(workdir: str, split=None) -> dict:
+    """Perplexity of the saved model on `split` (default: the config's eval split)."""
+    config = load_config(workdir)
+    path = os.path.join(workdir, MODEL_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found: train first (python -m llm_jax train "
+                                f"--config=configs/ngram.py --workdir={workdir})")
+    task = NGramLMTask(config, workdir)
+    split = split or config.data.eval_split
+    scores = _scores(NGramLM.load(path), task.tokens(split), "eval")
+    return {"workdir": os.path.abspath(workdir), "split": split, **scores}
+
