@@ -1,0 +1,148 @@
+"""word2vec's task: the corpus and vocabulary, what a batch is, and the sparse SGD update.
+
+Skip-gram or CBOW, each with negative sampling or hierarchical softmax. The update touches only
+the rows a batch gathers: it takes the loss gradient w.r.t. those rows and scatter-adds
+`-lr * grad` into the (donated) tables, which is word2vec's plain SGD done a batch at a time.
+"""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from llm_jax.data import word2vec_data as wd
+from llm_jax.data.corpora import SPLIT_ALIASES, get_corpus, read_corpus
+from llm_jax.data.huffman import build_huffman
+from llm_jax.data.paths import require_file
+from llm_jax.data.word2vec_batches import EpochBatches
+from llm_jax.ops import word2vec as w2v_ops
+
+ARCHITECTURES = ("sg", "cbow")
+OBJECTIVES = ("neg", "hs")
+
+
+def default_config() -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(dict(
+        name="word2vec",
+        architecture="sg",   # "sg" (skip-gram) | "cbow" (mean of the context vectors)
+        objective="neg",     # "neg" (negative sampling) | "hs" (hierarchical softmax)
+        corpus_file="",      # a text file, one sentence per line; "" reads config.data.corpus
+        min_count=5, max_vocab=0,  # max_vocab 0: no cap
+        window=5, negative=5, ns_exponent=0.75, sample=1e-3,
+        alpha=0.025, min_alpha=1e-4, epochs=5,
+        steps_per_call=32,   # SGD batches scanned inside one jit call
+        analogy_file="",     # "" : word2vec/questions-words.txt in the data directory
+        similarity_file="",  # "" : word2vec/wordsim353.tsv in the data directory
+        restrict_vocab=30000,
+        neighbour_words=("king", "france", "computer", "river"),
+    ))
+
+
+def check_task_config(t):
+    errors = []
+    if t.architecture not in ARCHITECTURES:
+        errors.append(f"config.task.architecture={t.architecture!r}: expected one of {ARCHITECTURES}")
+    if t.objective not in OBJECTIVES:
+        errors.append(f"config.task.objective={t.objective!r}: expected one of {OBJECTIVES}")
+    for field in ("window", "epochs", "steps_per_call", "min_count"):
+        if t[field] < 1:
+            errors.append(f"config.task.{field}={t[field]} must be >= 1")
+    if t.objective == "neg" and t.negative < 1:
+        errors.append(f"config.task.negative={t.negative} must be >= 1 for objective 'neg'")
+    if not 0 <= t.min_alpha <= t.alpha:
+        errors.append(f"config.task alpha={t.alpha}, min_alpha={t.min_alpha}: need 0 <= min_alpha <= alpha")
+    if t.sample < 0:
+        errors.append(f"config.task.sample={t.sample} must be >= 0 (0: no subsampling)")
+    if errors:
+        raise ValueError("bad config:\n  " + "\n  ".join(errors))
+
+
+def read_training_sentences(config):
+    t, d = config.task, config.data
+    if t.corpus_file:
+        return wd.read_sentences(t.corpus_file), t.corpus_file
+    corpus = get_corpus(d.corpus)
+    split = corpus.splits.get(SPLIT_ALIASES.get(d.train_split, d.train_split))
+    source = f"{d.corpus}/{d.train_split}"
+    if split is not None:
+        source = str(require_file(corpus.name, split.filename))
+    sentences = wd.split_sentences(read_corpus(d.corpus, d.train_split).splitlines())
+    if not sentences:
+        raise ValueError(f"corpus {source} is empty: it holds no words")
+    return sentences, source
+
+
+class Word2VecTask:
+    @staticmethod
+    def default_config():
+        return default_config()
+
+    def __init__(self, config, workdir=None):
+        check_task_config(config.task)
+        t = self.cfg = config.task
+        sentences, self.source = read_training_sentences(config)
+        self.vocab = wd.build_vocab(sentences, t.min_count, t.max_vocab, source=self.source)
+        self.corpus = wd.encode(sentences, self.vocab)
+        self.tree = build_huffman(self.vocab.counts) if t.objective == "hs" else None
+        self.noise_cdf = np.cumsum(wd.noise_distribution(self.vocab.counts, t.ns_exponent))
+        self.batches = EpochBatches(
+            self.corpus, wd.keep_probabilities(self.vocab.counts, t.sample), self.noise_cdf,
+            architecture=t.architecture, window=t.window,
+            negative=t.negative if t.objective == "neg" else 0,
+            batch_size=config.train.batch_size, steps=t.steps_per_call, seed=config.seed)
+
+    @property
+    def vocab_size(self):
+        return len(self.vocab)
+
+    @property
+    def output_rows(self):
+        return self.tree.num_inner if self.tree is not None else len(self.vocab)
+
+    def make_update(self):
+        """(input, output, chunk) -> (input, output, loss sum, example count): one chunk of SGD steps."""
+        arch, tree = self.cfg.architecture, self.tree
+        if tree is not None:
+            points = jnp.asarray(tree.points)
+            codes = jnp.asarray(tree.codes, jnp.float32)
+            path_mask = jnp.asarray(tree.mask(), jnp.float32)
+
+        def step(tables, batch):
+            w_in, w_out = tables
+            weights_B = batch["weights"]
+            if arch == "sg":
+                rows_in = batch["inputs"]
+                h_BD = w_in[rows_in]
+            else:
+                ctx_BC = batch["inputs"]
+                ctx_mask_BC = (ctx_BC >= 0).astype(jnp.float32)
+                rows_in = jnp.maximum(ctx_BC, 0)
+                h_BD = w2v_ops.cbow_mean(w_in[rows_in], ctx_mask_BC)
+            targets_B = batch["targets"]
+            if tree is None:
+                negs_BK = batch["negatives"]
+                rows_out = jnp.concatenate([targets_B[:, None], negs_BK], axis=1)
+                # The reference tool skips a noise draw that hit the true word.
+                w_BS = jnp.concatenate([jnp.ones_like(negs_BK[:, :1], jnp.float32),
+                                        (negs_BK != targets_B[:, None]).astype(jnp.float32)], axis=1)
+                loss, (d_h, d_out) = w2v_ops.loss_and_row_grads(
+                    w2v_ops.negative_sampling_loss, h_BD, w_out[rows_out], w_BS * weights_B[:, None])
+            else:
+                rows_out = points[targets_B]
+                loss, (d_h, d_out) = w2v_ops.loss_and_row_grads(
+                    w2v_ops.hierarchical_softmax_loss, h_BD, w_out[rows_out], codes[targets_B],
+                    path_mask[targets_B] * weights_B[:, None])
+            lr = batch["lr"]
+            w_out = w_out.at[rows_out].add(-lr * d_out)
+            if arch == "sg":
+                w_in = w_in.at[rows_in].add(-lr * d_h)
+            else:
+                # gensim (cbow_mean=1) adds the full error of the mean to every context word.
+                w_in = w_in.at[rows_in].add(-lr * d_h[:, None, :] * ctx_mask_BC[..., None])
+            return (w_in, w_out), (loss, jnp.sum(weights_B))
+
+        def update(w_in, w_out, chunk):
+            (w_in, w_out), (losses, counts) = jax.lax.scan(step, (w_in, w_out), chunk)
+            return w_in, w_out, jnp.sum(losses), jnp.sum(counts)
+
+        return update
