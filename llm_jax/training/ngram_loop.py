@@ -80,3 +80,35 @@ def evaluate_workdir(workdir: str, split=None) -> dict:
     scores = _scores(NGramLM.load(path), task.tokens(split), "eval")
     return {"workdir": os.path.abspath(workdir), "split": split, **scores}
 
+
+
+def generate_text(workdir, prompt, *, max_new_tokens=200, temperature=1.0, top_k=0, top_p=1.0,
+                  num_samples=1, seed=0) -> list[str]:
+    """Continuations of `prompt` word by word (the signature of commands.generate_text)."""
+    config = load_config(workdir)
+    lm = NGramLM.load(os.path.join(workdir, MODEL_FILE))
+    tok = NGramLMTask(config, workdir).tokenizer
+    prompt_ids = [int(t) for t in tok.encode(prompt)]
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(num_samples):
+        ids = list(prompt_ids)
+        for _ in range(max_new_tokens):
+            since_eos = ids[len(ids) - ids[::-1].index(tok.eos_id):] if tok.eos_id in ids else ids
+            logp = lm.next_token_logprobs(since_eos)
+            ids.append(_pick(logp, rng, temperature, top_k, top_p))
+        out.append(tok.decode(ids))
+    return out
+
+
+def _pick(logp, rng, temperature, top_k, top_p) -> int:
+    if temperature == 0:
+        return int(np.argmax(logp))
+    p = np.exp((logp - logp.max()) / temperature)
+    order = np.argsort(-p)
+    keep = np.zeros(len(p), bool)
+    cum = np.cumsum(p[order]) / p.sum()
+    n_keep = int(np.searchsorted(cum, top_p) + 1) if top_p < 1 else len(p)
+    keep[order[: min(n_keep, top_k or len(p))]] = True
+    p = np.where(keep, p, 0.0)
+    return int(rng.choice(len(p), p=p / p.sum()))
