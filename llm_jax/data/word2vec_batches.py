@@ -17,9 +17,9 @@ from llm_jax.data import word2vec_data as wd
 
 
 class EpochBatches:
-    def __init__(self, corpus: wd.Corpus, keep_prob, noise_cdf, *, architecture: str, window: int,
-                 negative: int, batch_size: int, steps: int, seed: int):
-        self.corpus, self.keep_prob, self.noise_cdf = corpus, keep_prob, noise_cdf
+    def __init__(self, corpus: wd.Corpus, keep_prob, noise: wd.AliasSampler, *, architecture: str,
+                 window: int, negative: int, batch_size: int, steps: int, seed: int):
+        self.corpus, self.keep_prob, self.noise = corpus, keep_prob, noise
         self.architecture, self.window, self.negative = architecture, window, negative
         self.batch_size, self.steps, self.seed = batch_size, steps, seed
 
@@ -58,8 +58,7 @@ class EpochBatches:
                          weights=wgt.reshape(S, B),
                          lr=wd.learning_rates(progress, alpha, min_alpha).astype(np.float32))
             if self.negative:
-                draws = np.searchsorted(self.noise_cdf, rng.random((per_chunk, self.negative)))
-                draws = np.minimum(draws, len(self.noise_cdf) - 1)  # float rounding at the top
+                draws = self.noise.sample(rng, (per_chunk, self.negative))
                 chunk["negatives"] = draws.astype(np.int32).reshape(S, B, self.negative)
             # raw words covered: the corpus span up to the last example, scaled to raw words
             end_words = self.corpus.raw_words if stop == len(targets) else int(

@@ -108,10 +108,37 @@ def noise_distribution(counts, exponent: float = 0.75) -> np.ndarray:
     return p / p.sum()
 
 
-def noise_table(counts, exponent: float = 0.75, size: int = 10_000_000) -> np.ndarray:
-    """The C tool's unigram table: word w fills ~size * P_noise(w) slots; a uniform slot is a draw."""
-    cum = np.cumsum(noise_distribution(counts, exponent))
-    return np.searchsorted(cum, (np.arange(size) + 0.5) / size).astype(np.int32)
+class AliasSampler:
+    """Draws from a discrete distribution in O(1) per draw (Walker's alias method).
+
+    Exact, unlike the C tool's finite unigram table, and cheaper per draw than a binary search
+    of the cumulative distribution (which was 75% of the numpy pipeline's time).
+    """
+
+    def __init__(self, p):
+        p = np.asarray(p, np.float64)
+        n = len(p)
+        scaled = p / p.sum() * n
+        self.prob = np.ones(n)
+        self.alias = np.arange(n, dtype=np.int32)
+        small = [i for i in range(n) if scaled[i] < 1.0]
+        large = [i for i in range(n) if scaled[i] >= 1.0]
+        while small and large:
+            s, g = small.pop(), large.pop()
+            self.prob[s], self.alias[s] = scaled[s], g
+            scaled[g] -= 1.0 - scaled[s]
+            (small if scaled[g] < 1.0 else large).append(g)
+
+    def probabilities(self) -> np.ndarray:
+        """The distribution the tables encode (for tests)."""
+        n = len(self.prob)
+        out = self.prob.copy()
+        np.add.at(out, self.alias, 1.0 - self.prob)
+        return out / n
+
+    def sample(self, rng, shape) -> np.ndarray:
+        i = rng.integers(0, len(self.prob), shape, dtype=np.int32)
+        return np.where(rng.random(shape) < self.prob[i], i, self.alias[i])
 
 
 def learning_rates(progress, alpha: float, min_alpha: float) -> np.ndarray:
@@ -132,21 +159,9 @@ def skipgram_pairs(ids, sent, window: int, rng, shrink=None):
     `shrink[i]` in [0, window) is how much the centre word's window is reduced (the C tool's
     `b`); it is drawn here unless given. Windows never cross a sentence boundary.
     """
-    n = len(ids)
-    if shrink is None:
-        shrink = rng.integers(0, window, n)
-    reach = window - shrink
-    centres, contexts = [], []
-    for d in range(1, window + 1):  # one vector op per offset, not per word
-        i = np.arange(n - d)
-        left_ok = (reach[i + d] >= d) & (sent[i] == sent[i + d])   # centre i+d, context i
-        right_ok = (reach[i] >= d) & (sent[i] == sent[i + d])      # centre i, context i+d
-        centres += [i[right_ok], i[left_ok] + d]
-        contexts += [i[right_ok] + d, i[left_ok]]
-    centre = np.concatenate(centres)
-    context = np.concatenate(contexts)
-    order = np.argsort(centre, kind="stable")
-    return centre[order], context[order]
+    ctx = cbow_windows(ids, sent, window, rng, shrink)  # [n, 2W], row-major = corpus order
+    centre, slot = np.nonzero(ctx >= 0)
+    return centre, ctx[centre, slot]
 
 
 def cbow_windows(ids, sent, window: int, rng, shrink=None):
@@ -158,7 +173,7 @@ def cbow_windows(ids, sent, window: int, rng, shrink=None):
     ctx = np.full((n, 2 * window), -1, np.int64)
     i = np.arange(n)
     col = 0
-    for d in range(1, window + 1):
+    for d in range(1, window + 1):  # one vector op per offset, not per word
         for j in (i - d, i + d):
             ok = (j >= 0) & (j < n) & (reach >= d)
             jc = np.clip(j, 0, n - 1)

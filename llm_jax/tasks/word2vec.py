@@ -8,7 +8,6 @@ the rows a batch gathers: it takes the loss gradient w.r.t. those rows and scatt
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from llm_jax.data import word2vec_data as wd
 from llm_jax.data.corpora import SPLIT_ALIASES, get_corpus, read_corpus
@@ -72,6 +71,17 @@ def read_training_sentences(config):
     return sentences, source
 
 
+# Every row index is a valid word or node id (padding uses row 0 with weight 0), so the gathers
+# and scatters skip XLA's bounds clamping: about 20% faster updates on CPU (measured with
+# experiments/word2vec/profile_sgns.py).
+def _gather(table, idx):
+    return table.at[idx].get(mode="promise_in_bounds")
+
+
+def _scatter_add(table, idx, update):
+    return table.at[idx].add(update, mode="promise_in_bounds")
+
+
 class Word2VecTask:
     @staticmethod
     def default_config():
@@ -84,9 +94,9 @@ class Word2VecTask:
         self.vocab = wd.build_vocab(sentences, t.min_count, t.max_vocab, source=self.source)
         self.corpus = wd.encode(sentences, self.vocab)
         self.tree = build_huffman(self.vocab.counts) if t.objective == "hs" else None
-        self.noise_cdf = np.cumsum(wd.noise_distribution(self.vocab.counts, t.ns_exponent))
+        noise = wd.AliasSampler(wd.noise_distribution(self.vocab.counts, t.ns_exponent))
         self.batches = EpochBatches(
-            self.corpus, wd.keep_probabilities(self.vocab.counts, t.sample), self.noise_cdf,
+            self.corpus, wd.keep_probabilities(self.vocab.counts, t.sample), noise,
             architecture=t.architecture, window=t.window,
             negative=t.negative if t.objective == "neg" else 0,
             batch_size=config.train.batch_size, steps=t.steps_per_call, seed=config.seed)
@@ -112,12 +122,12 @@ class Word2VecTask:
             weights_B = batch["weights"]
             if arch == "sg":
                 rows_in = batch["inputs"]
-                h_BD = w_in[rows_in]
+                h_BD = _gather(w_in, rows_in)
             else:
                 ctx_BC = batch["inputs"]
                 ctx_mask_BC = (ctx_BC >= 0).astype(jnp.float32)
                 rows_in = jnp.maximum(ctx_BC, 0)
-                h_BD = w2v_ops.cbow_mean(w_in[rows_in], ctx_mask_BC)
+                h_BD = w2v_ops.cbow_mean(_gather(w_in, rows_in), ctx_mask_BC)
             targets_B = batch["targets"]
             if tree is None:
                 negs_BK = batch["negatives"]
@@ -126,19 +136,19 @@ class Word2VecTask:
                 w_BS = jnp.concatenate([jnp.ones_like(negs_BK[:, :1], jnp.float32),
                                         (negs_BK != targets_B[:, None]).astype(jnp.float32)], axis=1)
                 loss, (d_h, d_out) = w2v_ops.loss_and_row_grads(
-                    w2v_ops.negative_sampling_loss, h_BD, w_out[rows_out], w_BS * weights_B[:, None])
+                    w2v_ops.negative_sampling_loss, h_BD, _gather(w_out, rows_out), w_BS * weights_B[:, None])
             else:
                 rows_out = points[targets_B]
                 loss, (d_h, d_out) = w2v_ops.loss_and_row_grads(
-                    w2v_ops.hierarchical_softmax_loss, h_BD, w_out[rows_out], codes[targets_B],
+                    w2v_ops.hierarchical_softmax_loss, h_BD, _gather(w_out, rows_out), codes[targets_B],
                     path_mask[targets_B] * weights_B[:, None])
             lr = batch["lr"]
-            w_out = w_out.at[rows_out].add(-lr * d_out)
+            w_out = _scatter_add(w_out, rows_out, -lr * d_out)
             if arch == "sg":
-                w_in = w_in.at[rows_in].add(-lr * d_h)
+                w_in = _scatter_add(w_in, rows_in, -lr * d_h)
             else:
                 # gensim (cbow_mean=1) adds the full error of the mean to every context word.
-                w_in = w_in.at[rows_in].add(-lr * d_h[:, None, :] * ctx_mask_BC[..., None])
+                w_in = _scatter_add(w_in, rows_in, -lr * d_h[:, None, :] * ctx_mask_BC[..., None])
             return (w_in, w_out), (loss, jnp.sum(weights_B))
 
         def update(w_in, w_out, chunk):
