@@ -6,14 +6,15 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-COMMANDS = ("train", "eval", "generate", "sweep", "download")
+COMMANDS = ("train", "eval", "generate", "sweep", "download", "export")
 USAGE = """usage:
   python -m llm_jax train    --config=configs/gpt_shakespeare.py:cpu --workdir=DIR [--config.FIELD=V ...]
   python -m llm_jax eval     --workdir=DIR [--split=valid]
   python -m llm_jax generate --workdir=DIR --prompt="ROMEO:" [--max_new_tokens=200 --temperature=0.8
                              --top_k=0 --top_p=1.0 --num_samples=1 --seed=0]
   python -m llm_jax sweep    --config=... --sweep=experiments/NAME/sweep.py --workdir=DIR
-  python -m llm_jax download DATASET [--data_dir=DIR]   (tinyshakespeare, ptb, wikitext-2)"""
+  python -m llm_jax download DATASET [--data_dir=DIR]   (tinyshakespeare, ptb, wikitext-2)
+  python -m llm_jax export   --workdir=DIR --out=DIR   (a trained biLM, for models.elmo.load_bilm)"""
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:variant].",
                                           lock_config=True)
@@ -28,6 +29,7 @@ flags.DEFINE_float("top_p", 1.0, "generate: nucleus mass to keep (1: all).")
 flags.DEFINE_integer("num_samples", 1, "generate: continuations, decoded as one batch.")
 flags.DEFINE_integer("seed", 0, "generate: sampling seed.")
 flags.DEFINE_string("data_dir", None, "download: destination (default $LLM_JAX_DATA_DIR).")
+flags.DEFINE_string("out", None, "export: directory to write the exported model to.")
 FLAGS = flags.FLAGS
 
 
@@ -60,6 +62,8 @@ def main(argv):
         commands.train(_CONFIG.value, workdir)
     elif command == "sweep":
         commands.sweep(_CONFIG.value, _require("sweep"), workdir)
+    elif command == "export":
+        print(commands.export_model(workdir, _require("out")))
     elif command == "eval":
         print(json.dumps(commands.evaluate_workdir(workdir, FLAGS.split), indent=2))
     elif command == "generate":

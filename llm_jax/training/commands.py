@@ -52,3 +52,14 @@ def generate_text(workdir, prompt, *, max_new_tokens=200, temperature=0.8, top_k
     out = generate(model, prompt_BP, max_new_tokens, key=jax.random.key(seed),
                    temperature=temperature, top_k=top_k, top_p=top_p)
     return [exp.task.tokenizer.decode(np.asarray(row)) for row in out]
+
+
+def export_model(workdir, out_dir) -> str:
+    """Writes the latest checkpoint's model for use outside training (so far: the ELMo biLM,
+    read back by llm_jax.models.elmo.load_bilm)."""
+    config = load_config(workdir)
+    if config.model.name != "elmo":
+        raise ValueError(f"export supports model.name='elmo' (the biLM), not {config.model.name!r}")
+    from llm_jax.models.elmo import export_bilm
+    exp, state = _restored(workdir)
+    return export_bilm(out_dir, state["params"], exp.config.model, exp.task.words)
