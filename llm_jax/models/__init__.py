@@ -1,8 +1,9 @@
-from llm_jax.models import gpt, ngram
+from llm_jax.models import elmo, gpt, ngram
 
 # name -> (module class, default_config() listing every field it reads)
 MODELS = {"gpt": (gpt.GPT, gpt.default_config),
-          "ngram": (ngram.NGramLM, ngram.default_config)}
+          "ngram": (ngram.NGramLM, ngram.default_config),
+          "elmo": (elmo.ELMoBiLM, elmo.default_config)}
 
 
 def build_model(cfg, *, rngs):

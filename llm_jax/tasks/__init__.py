@@ -1,9 +1,10 @@
+from llm_jax.tasks.bilm import BiLM
 from llm_jax.tasks.causal_lm import CausalLM
 from llm_jax.tasks.ngram_lm import NGramLMTask
 
 # name -> task class; the class's default_config() lists every `config.task` field it reads.
 TASKS = {"causal_lm": CausalLM,
-         "ngram_lm": NGramLMTask}
+         "ngram_lm": NGramLMTask, "bilm": BiLM}
 
 
 def _task_class(name):
