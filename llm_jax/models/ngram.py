@@ -18,6 +18,7 @@ first word of a sentence is conditioned on BOS alone): p = (c(h w) + k) / (c(h) 
 
 from __future__ import annotations
 
+import ml_collections
 import numpy as np
 
 from llm_jax.models.ngram_counts import (
@@ -33,8 +34,7 @@ SMOOTHINGS = ("mle", "add_k", "kn", "modified_kn")
 
 
 def default_config():
-    import ml_collections
-
+    """`config.model`: the name only; order and smoothing are task fields (config.task)."""
     return ml_collections.ConfigDict(dict(name="ngram"))
 
 

@@ -60,7 +60,7 @@ def train(config, workdir: str) -> dict:
                 ids = lm.sample(rng)
                 f.write(task.tokenizer.decode([i for i in ids if i != task.tokenizer.eos_id]) + "\n")
     summary["wall_time_sec"] = time.perf_counter() - t0
-    writer = MetricsWriter(workdir)
+    writer = MetricsWriter(workdir, resume_step=-1)  # a rerun replaces the old row
     writer.write(0, {k: v for k, v in summary.items() if isinstance(v, (int, float))})
     writer.close()
     with open(os.path.join(workdir, "summary.json"), "w") as f:

@@ -119,7 +119,8 @@ def test_kneser_ney_bigram_hand_computed():
 @pytest.mark.parametrize("order", [1, 2, 3])
 @pytest.mark.parametrize("smoothing", SMOOTHINGS)
 def test_probabilities_sum_to_one(smoothing, order):
-    cutoffs = (1,) * (order - 1) + (2,) if smoothing.endswith("kn") and order > 1 else None
+    # cut n-grams at every order above 1: their mass must reach the backoff weights
+    cutoffs = (1,) + (2,) * (order - 1) if smoothing.endswith("kn") and order > 1 else None
     lm = NGramLM.fit(_stream(TRAIN, EOS), vocab_size=V, eos_id=EOS, order=order,
                      smoothing=smoothing, k=0.3, cutoffs=cutoffs)
     histories = [[], [0], [0, 1], [3, 0, 0], [299, 298, 297]]  # the last two: rare/unseen contexts
