@@ -78,6 +78,7 @@ class NGramLM:
         if smoothing in ("kn", "modified_kn") and log_prob is None:
             log_prob, log_bow, discounts = self._estimate_kn()
         self.log_prob, self.log_bow, self.discounts = log_prob, log_bow, discounts
+        self._additive_cache = None
 
     @classmethod
     def fit(cls, tokens, *, vocab_size, eos_id, order, smoothing="modified_kn", k=1.0,
@@ -168,21 +169,28 @@ class NGramLM:
         # The longest history inside the sentence: order = number of non-PAD slots.
         m = (rows != PAD).sum(1)
         out = np.empty(len(rows))
-        for k in range(1, self.order + 1):
+        for k, (counts, total) in enumerate(self._additive_counts(), start=1):
             sel = m == k
-            table, g, h = self.tables[k - 1], target[k][sel], context[k][sel]
-            ctx = table.context(self.base)
-            n_ctx = 1 if k == 1 else self.tables[k - 2].size
-            counts = table.counts.copy()
-            if k == 1:
-                counts[self.bos_id] = 0
-            total = np.bincount(ctx, weights=counts, minlength=n_ctx)
+            g, h = target[k][sel], context[k][sel]
             c = np.where(g >= 0, counts[np.maximum(g, 0)], 0)
             t = np.where(h >= 0, total[np.maximum(h, 0)], 0.0)
             with np.errstate(divide="ignore", invalid="ignore"):
                 p = (c + self.k) / (t + self.k * self.vocab_size) if self.k else c / t
                 out[sel] = np.log(np.nan_to_num(p, nan=0.0))  # MLE of an unseen history: 0
         return out
+
+    def _additive_counts(self):
+        """Per order, (raw counts without BOS, context totals); cached for word-by-word sampling."""
+        if self._additive_cache is None:
+            self._additive_cache = []
+            for k, table in enumerate(self.tables, start=1):
+                counts = table.counts.copy()
+                if k == 1:
+                    counts[self.bos_id] = 0
+                n_ctx = 1 if k == 1 else self.tables[k - 2].size
+                total = np.bincount(table.context(self.base), weights=counts, minlength=n_ctx)
+                self._additive_cache.append((counts, total))
+        return self._additive_cache
 
     def windows(self, tokens) -> np.ndarray:
         """[L, order] windows of a stream (every sentence ended by eos_id), one per token."""
