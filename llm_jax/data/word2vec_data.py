@@ -138,7 +138,7 @@ class AliasSampler:
 
     def sample(self, rng, shape) -> np.ndarray:
         i = rng.integers(0, len(self.prob), shape, dtype=np.int32)
-        return np.where(rng.random(shape) < self.prob[i], i, self.alias[i])
+        return np.where(rng.random(shape, dtype=np.float32) < self.prob[i], i, self.alias[i])
 
 
 def learning_rates(progress, alpha: float, min_alpha: float) -> np.ndarray:
@@ -170,7 +170,7 @@ def cbow_windows(ids, sent, window: int, rng, shrink=None):
     if shrink is None:
         shrink = rng.integers(0, window, n)
     reach = window - shrink
-    ctx = np.full((n, 2 * window), -1, np.int64)
+    ctx = np.full((n, 2 * window), -1, np.int32)
     i = np.arange(n)
     col = 0
     for d in range(1, window + 1):  # one vector op per offset, not per word
