@@ -1,9 +1,10 @@
-from llm_jax.models import elmo, gpt, ngram
+from llm_jax.models import elmo, gpt, ngram, word2vec
 
 # name -> (module class, default_config() listing every field it reads)
 MODELS = {"gpt": (gpt.GPT, gpt.default_config),
           "ngram": (ngram.NGramLM, ngram.default_config),
-          "elmo": (elmo.ELMoBiLM, elmo.default_config)}
+          "elmo": (elmo.ELMoBiLM, elmo.default_config),
+          "word2vec": (word2vec.Word2Vec, word2vec.default_config)}
 
 
 def build_model(cfg, *, rngs):

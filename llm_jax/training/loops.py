@@ -9,7 +9,8 @@ Imported lazily, so a loop's dependencies load only when it runs.
 import importlib
 
 # config.task.name -> module holding train() and evaluate_workdir()
-CUSTOM_LOOPS: dict[str, str] = {"ngram_lm": "llm_jax.training.ngram_loop"}
+CUSTOM_LOOPS: dict[str, str] = {"ngram_lm": "llm_jax.training.ngram_loop",
+                               "word2vec": "llm_jax.training.word2vec_loop"}
 
 
 def custom_loop(task_name: str):
