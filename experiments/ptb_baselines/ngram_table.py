@@ -48,7 +48,9 @@ def main():
         rows.append(measure(ids, tok, order, "modified_kn"))
         if order >= 3:  # SRILM's defaults cut only 3-grams and above
             rows.append(measure(ids, tok, order, "modified_kn", cutoffs=SRILM_CUTOFFS[:order]))
-    OUT.write_text(json.dumps(rows, indent=1))
+    # strict JSON: an infinite perplexity is written as the string "inf"
+    OUT.write_text(json.dumps([{k: (v if not isinstance(v, float) or np.isfinite(v) else str(v))
+                                for k, v in r.items()} for r in rows], indent=1))
     print("| order | smoothing | cutoffs | valid ppl | test ppl | test words with p=0 | build s | eval s |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
