@@ -26,6 +26,7 @@ def default_config() -> ml_collections.ConfigDict:
         architecture="sg",   # "sg" (skip-gram) | "cbow" (mean of the context vectors)
         objective="neg",     # "neg" (negative sampling) | "hs" (hierarchical softmax)
         corpus_file="",      # a text file, one sentence per line; "" reads config.data.corpus
+        max_sentences=0,     # train on the first N sentences (lines) only; 0: all (smoke runs)
         min_count=5, max_vocab=0,  # max_vocab 0: no cap
         window=5, negative=5, ns_exponent=0.75, sample=1e-3,
         alpha=0.025, min_alpha=1e-4, epochs=5,
@@ -46,6 +47,9 @@ def check_task_config(t):
     for field in ("window", "epochs", "steps_per_call", "min_count"):
         if t[field] < 1:
             errors.append(f"config.task.{field}={t[field]} must be >= 1")
+    for field in ("max_sentences", "max_vocab"):
+        if t[field] < 0:
+            errors.append(f"config.task.{field}={t[field]} must be >= 0 (0: no limit)")
     if t.objective == "neg" and t.negative < 1:
         errors.append(f"config.task.negative={t.negative} must be >= 1 for objective 'neg'")
     if not 0 <= t.min_alpha <= t.alpha:
@@ -91,6 +95,8 @@ class Word2VecTask:
         check_task_config(config.task)
         t = self.cfg = config.task
         sentences, self.source = read_training_sentences(config)
+        if t.max_sentences:
+            sentences = sentences[:t.max_sentences]
         self.vocab = wd.build_vocab(sentences, t.min_count, t.max_vocab, source=self.source)
         self.corpus = wd.encode(sentences, self.vocab)
         self.tree = build_huffman(self.vocab.counts) if t.objective == "hs" else None

@@ -77,6 +77,10 @@ def train(config, workdir: str) -> dict:
     os.makedirs(workdir, exist_ok=True)
     t, tc = config.task, config.train
     task = Word2VecTask(config, workdir)
+    for path in _eval_files(t):  # fail before training, not after it
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"evaluation file {path} not found (config.task.analogy_file / "
+                                    "similarity_file)")
     mesh = sharding.make_mesh(config.mesh)
     if tc.batch_size % mesh.shape["data"]:
         raise ValueError(f"config.train.batch_size={tc.batch_size} is not divisible by the "
@@ -149,14 +153,17 @@ def train(config, workdir: str) -> dict:
     return summary
 
 
-def _eval_file(path, default_name):
-    return path if path else str(require_file("word2vec", default_name))
+def _eval_files(task_cfg):
+    """(analogy file, similarity file): the config's, else the copies in the data directory."""
+    analogy = task_cfg.analogy_file or str(require_file("word2vec", "questions-words.txt"))
+    similarity = task_cfg.similarity_file or str(require_file("word2vec", "wordsim353.tsv"))
+    return analogy, similarity
 
 
 def evaluate_vectors(task_cfg, wv: WordVectors) -> dict:
-    analogy = wv.evaluate_analogies(_eval_file(task_cfg.analogy_file, "questions-words.txt"),
-                                    restrict_vocab=task_cfg.restrict_vocab)
-    similarity = wv.evaluate_similarity(_eval_file(task_cfg.similarity_file, "wordsim353.tsv"))
+    analogy_file, similarity_file = _eval_files(task_cfg)
+    analogy = wv.evaluate_analogies(analogy_file, restrict_vocab=task_cfg.restrict_vocab)
+    similarity = wv.evaluate_similarity(similarity_file)
     neighbours = {w: [n for n, _ in wv.nearest(w, 8)] for w in task_cfg.neighbour_words if w in wv.index}
     return {"analogy_accuracy": analogy["accuracy"], "analogy": analogy,
             "wordsim_spearman": similarity["spearman"], "wordsim": similarity, "neighbours": neighbours}

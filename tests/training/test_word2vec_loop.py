@@ -24,7 +24,7 @@ def small_corpus(real_data_dir, tmp_path):
 
 def _config(corpus, variant="tiny", **task):
     c = load_config("word2vec", variant)
-    c.task.update(corpus_file=str(corpus), **task)
+    c.task.update(corpus_file=str(corpus), max_sentences=0, **task)
     c.train.progress_bar = False
     return c
 
@@ -62,7 +62,7 @@ def test_other_variants_train_from_their_configs(small_corpus, tmp_path, variant
     assert len(kv) == summary["vocab_size"]
 
 
-def test_bad_corpus_inputs_are_named(tmp_path, real_data_dir):
+def test_bad_inputs_are_named(tmp_path, small_corpus):
     with pytest.raises(FileNotFoundError, match="corpus file .*missing.txt"):
         word2vec_loop.train(_config(tmp_path / "missing.txt"), str(tmp_path / "a"))
     empty = tmp_path / "empty.txt"
@@ -73,6 +73,9 @@ def test_bad_corpus_inputs_are_named(tmp_path, real_data_dir):
     rare.write_text("every word here is seen once\n")
     with pytest.raises(ValueError, match=r"vocabulary of .*rare.txt is empty.*min_count=2"):
         word2vec_loop.train(_config(rare), str(tmp_path / "c"))
+    with pytest.raises(FileNotFoundError, match="evaluation file .*nope.txt"):
+        word2vec_loop.train(_config(small_corpus, analogy_file=str(tmp_path / "nope.txt")),
+                            str(tmp_path / "e"))
     with pytest.raises(ValueError, match="config.task.architecture='skipgram'"):
         word2vec_loop.train(_config(rare, architecture="skipgram"), str(tmp_path / "d"))
 
