@@ -156,19 +156,20 @@ def make_cell(kind: str, in_dim, hidden_dim, *, rngs, field: str = "config.model
     return CELLS[kind](in_dim, hidden_dim, rngs=rngs, **kwargs)
 
 
-def run_cell(cell, carry, x_BTD, *, reverse: bool = False, mask_BT=None):
+def run_cell(cell, carry, x_BTD, *, reverse: bool = False, mask_BT=None, unroll: int | bool = 1):
     """Runs `cell` over the time axis with lax.scan -> (final carry, y_BTH).
 
     With `mask_BT` (1 = real token), masked steps leave the carry unchanged and output zeros,
     so right-padded sequences end with the carry of their last real token, and with
-    `reverse=True` the backward pass starts at each sequence's last real token.
+    `reverse=True` the backward pass starts at each sequence's last real token. `unroll` is
+    lax.scan's: unrolling a short window lets XLA fuse across steps.
     """
     xg_TBG = jnp.swapaxes(cell.project_inputs(x_BTD), 0, 1)
 
     if mask_BT is None:
         def step(c, xg):
             return cell.recur(c, xg)
-        carry, y_TBH = jax.lax.scan(step, carry, xg_TBG, reverse=reverse)
+        carry, y_TBH = jax.lax.scan(step, carry, xg_TBG, reverse=reverse, unroll=unroll)
     else:
         m_TB1 = jnp.swapaxes(mask_BT, 0, 1)[..., None].astype(bool)
 
@@ -177,5 +178,6 @@ def run_cell(cell, carry, x_BTD, *, reverse: bool = False, mask_BT=None):
             new_c, y = cell.recur(c, xg)
             new_c = jax.tree.map(lambda n, o: jnp.where(m, n, o), new_c, c)
             return new_c, jnp.where(m, y, jnp.zeros_like(y))
-        carry, y_TBH = jax.lax.scan(step, carry, (xg_TBG, m_TB1), reverse=reverse)
+        carry, y_TBH = jax.lax.scan(step, carry, (xg_TBG, m_TB1), reverse=reverse,
+                                     unroll=unroll)
     return carry, jnp.swapaxes(y_TBH, 0, 1)

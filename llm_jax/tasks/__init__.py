@@ -1,11 +1,12 @@
 from llm_jax.tasks.bilm import BiLM
 from llm_jax.tasks.causal_lm import CausalLM
 from llm_jax.tasks.ngram_lm import NGramLMTask
+from llm_jax.tasks.stream_lm import StreamLM
 from llm_jax.tasks.word2vec import Word2VecTask
 
 # name -> task class; the class's default_config() lists every `config.task` field it reads.
-TASKS = {"causal_lm": CausalLM,
-         "ngram_lm": NGramLMTask, "bilm": BiLM, "word2vec": Word2VecTask}
+TASKS = {"causal_lm": CausalLM, "stream_lm": StreamLM, "bilm": BiLM,
+         "ngram_lm": NGramLMTask, "word2vec": Word2VecTask}
 
 
 def _task_class(name):

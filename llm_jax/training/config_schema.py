@@ -35,9 +35,12 @@ def default_config(model: str = "gpt", task: str = "causal_lm") -> ml_collection
         warmup_steps=100, decay_steps=0,  # 0: decay over train.steps
         b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1, no_decay=("bias", "scale"),
         momentum=0.0, grad_clip=1.0,
+        lr_decay=1.0, decay_after_epochs=0,  # schedule "epoch_decay": lr * lr_decay ** max(e+1-after, 0)
     )
     c.train = dict(
-        steps=5000, batch_size=64, grad_accum=1, log_every=10, eval_every=250,
+        steps=5000,
+        epochs=0,               # > 0: train for this many passes over the data (replaces steps)
+        batch_size=64, grad_accum=1, log_every=10, eval_every=250,
         eval_batches=20,        # batches per periodic eval; the final eval uses the whole split
         checkpoint_every=500, keep_checkpoints=3, progress_bar=True,
     )
@@ -69,6 +72,8 @@ def check_config(config):
                   "checkpoint_every"):
         if t.get(field, 1) < 1:
             errors.append(f"config.train.{field}={t[field]} must be >= 1")
+    if t.get("epochs", 0) < 0:
+        errors.append(f"config.train.epochs={t.epochs} must be >= 0")
     if t.get("grad_accum", 1) >= 1 and t.batch_size % t.get("grad_accum", 1):
         errors.append(f"config.train.batch_size={t.batch_size} is not divisible by "
                       f"config.train.grad_accum={t.grad_accum}")

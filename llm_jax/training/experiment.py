@@ -2,6 +2,7 @@
 
 import datetime
 import json
+import math
 import os
 
 import jax
@@ -55,10 +56,22 @@ class Experiment:
             elif config.model.vocab_size < vocab:
                 raise ValueError(f"config.model.vocab_size={config.model.vocab_size} is smaller "
                                  f"than the tokenizer's vocabulary ({vocab})")
+        self.steps_per_epoch = 0
+        if config.train.epochs > 0 or config.optimizer.schedule == "epoch_decay":
+            self.steps_per_epoch = self.task.train_batches(config.train.batch_size,
+                                                           config.seed).steps_per_epoch
+        if config.train.epochs > 0:
+            with config.unlocked():
+                config.train.steps = math.ceil(config.train.epochs * self.steps_per_epoch)
         steps = config.train.steps
-        self.schedule = make_schedule(config.optimizer, steps)
-        self.optimizer = make_optimizer(config.optimizer, steps)
-        self.spec = make_state_spec(config.model, self.optimizer, self.mesh, config.seed)
+        self.schedule = make_schedule(config.optimizer, steps, self.steps_per_epoch)
+        self.optimizer = make_optimizer(config.optimizer, steps, self.steps_per_epoch)
+        carry_fn = None
+        if hasattr(self.task, "carry_loss"):  # truncated BPTT: the carry lives in the train state
+            batch_size = config.train.batch_size
+            carry_fn = lambda model: self.task.initial_carry(model, batch_size)  # noqa: E731
+        self.spec = make_state_spec(config.model, self.optimizer, self.mesh, config.seed,
+                                    carry_fn=carry_fn)
         self.checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"),
                                          keep=config.train.keep_checkpoints)
 

@@ -1,4 +1,8 @@
-"""The train state {params, opt_state, step, rng} as plain pytrees, and where each leaf lives."""
+"""The train state {params, opt_state, step, rng[, carry]} as plain pytrees, and where each leaf lives.
+
+`carry` is there only for tasks that carry a state from batch to batch (truncated BPTT, see
+tasks/stream_lm.py); keeping it in the train state is what puts it in the checkpoint.
+"""
 
 import dataclasses
 
@@ -23,7 +27,9 @@ class StateSpec:
         return sum(x.size for x in jax.tree.leaves(self.abstract["params"]))
 
 
-def make_state_spec(model_cfg, optimizer: optax.GradientTransformation, mesh, seed: int):
+def make_state_spec(model_cfg, optimizer: optax.GradientTransformation, mesh, seed: int,
+                    carry_fn=None):
+    """`carry_fn(model)`, when given, makes the initial carry (leaves [batch, ...])."""
     def build():
         return build_model(model_cfg, rngs=nnx.Rngs(params=seed))
 
@@ -39,12 +45,19 @@ def make_state_spec(model_cfg, optimizer: optax.GradientTransformation, mesh, se
         is_leaf=lambda x: isinstance(x, jax.sharding.NamedSharding))
     rep = sharding.replicated(mesh)
     shardings = {"params": param_sh, "opt_state": opt_sh, "step": rep, "rng": rep}
+    if carry_fn is not None:
+        abstract_carry = jax.eval_shape(lambda: carry_fn(build()))
+        shardings["carry"] = jax.tree.map(lambda _: sharding.batch_sharding(mesh), abstract_carry)
 
     def init():
-        params = nnx.to_pure_dict(nnx.state(build()))
-        return {"params": params, "opt_state": optimizer.init(params),
-                "step": jnp.zeros((), jnp.int32),
-                "rng": jax.random.key_data(jax.random.key(seed + 1))}
+        model = build()
+        params = nnx.to_pure_dict(nnx.state(model))
+        state = {"params": params, "opt_state": optimizer.init(params),
+                 "step": jnp.zeros((), jnp.int32),
+                 "rng": jax.random.key_data(jax.random.key(seed + 1))}
+        if carry_fn is not None:
+            state["carry"] = carry_fn(model)
+        return state
 
     abstract = jax.eval_shape(init)
     abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),

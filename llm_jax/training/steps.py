@@ -1,4 +1,9 @@
-"""The jit-compiled train and eval steps: pure (state, batch) -> (state, metrics)."""
+"""The jit-compiled train and eval steps: pure (state, batch) -> (state, metrics).
+
+For a task with a carry (`task.carry_loss`, see tasks/stream_lm.py) the train state holds
+`carry`, which each step feeds to the task and replaces with the one it returns; the eval step
+is then (params, carry, batch) -> (metrics, carry).
+"""
 
 import jax
 import jax.numpy as jnp
@@ -8,15 +13,32 @@ from flax import nnx
 from llm_jax.training.sharding import batch_sharding, replicated
 
 
+def has_carry(task) -> bool:
+    return hasattr(task, "carry_loss")
+
+
 def make_train_step(task, spec, optimizer, schedule, mesh, *, grad_accum: int = 1):
+    carried = "carry" in spec.shardings
+    if carried and grad_accum != 1:
+        raise ValueError(f"config.train.grad_accum={grad_accum}: a task that carries a state "
+                         "between batches needs grad_accum=1")
+
     def loss_fn(params, batch, key):
         return task.loss(nnx.merge(spec.graphdef, params), batch, key)
 
+    def carry_loss_fn(params, carry, batch, key):
+        return task.carry_loss(nnx.merge(spec.graphdef, params), carry, batch, key)
+
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    carry_grad_fn = jax.value_and_grad(carry_loss_fn, has_aux=True)
 
     def step_fn(state, batch):
         key = jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), state["step"])
-        if grad_accum == 1:
+        new_carry = None
+        if carried:
+            (_, (metrics, new_carry)), grads = carry_grad_fn(state["params"], state["carry"],
+                                                             batch, key)
+        elif grad_accum == 1:
             (_, metrics), grads = grad_fn(state["params"], batch, key)
         else:
             # Micro-batches run one after another and their gradients are averaged, so the
@@ -41,6 +63,8 @@ def make_train_step(task, spec, optimizer, schedule, mesh, *, grad_accum: int = 
                    "lr": schedule(state["step"])}
         new_state = {"params": params, "opt_state": opt_state,
                      "step": state["step"] + 1, "rng": state["rng"]}
+        if carried:
+            new_state["carry"] = new_carry
         return new_state, metrics
 
     return jax.jit(step_fn, in_shardings=(spec.shardings, batch_sharding(mesh)),
@@ -48,6 +72,15 @@ def make_train_step(task, spec, optimizer, schedule, mesh, *, grad_accum: int = 
 
 
 def make_eval_step(task, spec, mesh):
+    if has_carry(task):
+        def carry_eval_fn(params, carry, batch):
+            return task.carry_loss(nnx.merge(spec.graphdef, params), carry, batch, None)[1]
+
+        # The carry's batch size is the eval batch size, which may differ from training's; it
+        # is left where jit puts it, and None (a zero state) on the first call.
+        return jax.jit(carry_eval_fn, in_shardings=(spec.shardings["params"], None,
+                                                    batch_sharding(mesh)))
+
     def eval_fn(params, batch):
         return task.loss(nnx.merge(spec.graphdef, params), batch, None)[1]
 
