@@ -31,6 +31,10 @@ def default_config() -> ml_collections.ConfigDict:
         window=5, negative=5, ns_exponent=0.75, sample=1e-3,
         alpha=0.025, min_alpha=1e-4, epochs=5,
         steps_per_call=32,   # SGD batches scanned inside one jit call
+        # An output row used k > max_row_updates times in one batch gets its summed update scaled
+        # by max_row_updates / k. Hierarchical softmax's root is on every path, so a whole batch
+        # summed onto it diverges, where the reference tool's one-at-a-time updates do not. 0: off.
+        max_row_updates=32,
         analogy_file="",     # "" : word2vec/questions-words.txt in the data directory
         similarity_file="",  # "" : word2vec/wordsim353.tsv in the data directory
         restrict_vocab=30000,
@@ -47,7 +51,7 @@ def check_task_config(t):
     for field in ("window", "epochs", "steps_per_call", "min_count"):
         if t[field] < 1:
             errors.append(f"config.task.{field}={t[field]} must be >= 1")
-    for field in ("max_sentences", "max_vocab"):
+    for field in ("max_sentences", "max_vocab", "max_row_updates"):
         if t[field] < 0:
             errors.append(f"config.task.{field}={t[field]} must be >= 0 (0: no limit)")
     if t.objective == "neg" and t.negative < 1:
@@ -86,6 +90,13 @@ def _scatter_add(table, idx, update):
     return table.at[idx].add(update, mode="promise_in_bounds")
 
 
+def _repeat_scale(rows, weights, num_rows, cap):
+    """min(1, cap / k) for each entry of `rows`, k being how often its row occurs in the batch."""
+    counts = jnp.zeros((num_rows,), jnp.float32).at[rows.ravel()].add(
+        (weights > 0).astype(jnp.float32).ravel(), mode="promise_in_bounds")
+    return jnp.minimum(1.0, cap / jnp.maximum(_gather(counts, rows), 1.0))[..., None]
+
+
 class Word2VecTask:
     @staticmethod
     def default_config():
@@ -117,7 +128,7 @@ class Word2VecTask:
 
     def make_update(self):
         """(input, output, chunk) -> (input, output, loss sum, example count): one chunk of SGD steps."""
-        arch, tree = self.cfg.architecture, self.tree
+        arch, tree, max_row_updates = self.cfg.architecture, self.tree, self.cfg.max_row_updates
         if tree is not None:
             points = jnp.asarray(tree.points)
             codes = jnp.asarray(tree.codes, jnp.float32)
@@ -141,14 +152,18 @@ class Word2VecTask:
                 # The reference tool skips a noise draw that hit the true word.
                 w_BS = jnp.concatenate([jnp.ones_like(negs_BK[:, :1], jnp.float32),
                                         (negs_BK != targets_B[:, None]).astype(jnp.float32)], axis=1)
+                out_weights = w_BS * weights_B[:, None]
                 loss, (d_h, d_out) = w2v_ops.loss_and_row_grads(
-                    w2v_ops.negative_sampling_loss, h_BD, _gather(w_out, rows_out), w_BS * weights_B[:, None])
+                    w2v_ops.negative_sampling_loss, h_BD, _gather(w_out, rows_out), out_weights)
             else:
                 rows_out = points[targets_B]
+                out_weights = path_mask[targets_B] * weights_B[:, None]
                 loss, (d_h, d_out) = w2v_ops.loss_and_row_grads(
                     w2v_ops.hierarchical_softmax_loss, h_BD, _gather(w_out, rows_out), codes[targets_B],
-                    path_mask[targets_B] * weights_B[:, None])
+                    out_weights)
             lr = batch["lr"]
+            if max_row_updates:
+                d_out = d_out * _repeat_scale(rows_out, out_weights, w_out.shape[0], max_row_updates)
             w_out = _scatter_add(w_out, rows_out, -lr * d_out)
             if arch == "sg":
                 w_in = _scatter_add(w_in, rows_in, -lr * d_h)
