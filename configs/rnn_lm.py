@@ -49,7 +49,7 @@ def get_config(arg=None):
     elif arg == "tiny":
         c.data.update(train_split="valid", eval_split="test", test_split="test", seq_len=20)
         c.model.update(hidden_dim=16)
-        c.task.update(eval_batch_size=8, eval_seq_len=50)
+        c.task.update(eval_batch_size=16, eval_seq_len=100)
         c.optimizer.update(decay_after_epochs=1)
         c.train.update(epochs=2, batch_size=64, log_every=10, checkpoint_every=40,
                        progress_bar=False)

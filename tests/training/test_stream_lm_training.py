@@ -62,6 +62,7 @@ def test_eval_carries_the_state_across_batches(trained):
     state, _ = exp.checkpointer.restore(exp.spec.abstract)
     tokens = exp.task.split_tokens("test")[:8 * 501]  # 8 streams of 501: 50 x 10 or 10 x 50
     losses = []
+    exp.task.cfg.eval_batch_size = 8
     for seq_len in (10, 50):
         exp.task.cfg.eval_seq_len = seq_len
         losses.append(evaluate(exp, state["params"], tokens=tokens)["eval/loss"])
