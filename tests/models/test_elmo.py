@@ -96,3 +96,13 @@ def test_bad_config_is_named():
     c.vocab_size = 0
     with pytest.raises(ValueError, match="model.vocab_size"):
         elmo.ELMoBiLM(c, rngs=nnx.Rngs(0))
+
+
+def test_paper_variant_matches_the_released_2x4096_512_model():
+    """93.6M parameters outside the softmax, as in elmo_2x4096_512_2048cnn_2xhighway."""
+    from tests.conftest import load_config
+    c = load_config("elmo", "paper")
+    c.model.vocab_size = 33278  # WikiText-2's vocabulary
+    m = nnx.eval_shape(lambda: elmo.ELMoBiLM(c.model, rngs=nnx.Rngs(0)))
+    total = sum(x.size for x in jax.tree.leaves(nnx.state(m)))
+    assert total - 512 * 33278 - 33278 == 93_600_832

@@ -1,0 +1,233 @@
+"""SST-2 dev accuracy of one classifier fed random embeddings, word2vec vectors and ELMo.
+
+  python experiments/elmo_sst2/run.py --bilm=runs/elmo_small_export \
+      [--word2vec=runs/word2vec_sg_neg/vectors.bin] [--train_subset=20000 --epochs=4]
+
+Every row uses the same training phrases, batches, epochs, optimizer and seed; only the token
+input differs. The biLM is frozen: its layers are computed once for every sentence and only
+the scalar mix and the classifier train. Writes results.json and the README's table.
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from llm_jax.data.sst2 import read_sst2
+from llm_jax.tasks.classification import SentenceClassifier, classification_loss
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def length_batches(lengths, batch_size, rng=None):
+    """Index batches of similar lengths (less padding); shuffled batch order when rng is given."""
+    order = np.argsort(lengths, kind="stable")
+    if rng is not None:  # shuffle within ties of length too, so batches differ per epoch
+        order = order[np.argsort(np.asarray(lengths)[order] + rng.random(len(order)) * 0.5,
+                                 kind="stable")]
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if rng is not None:
+        rng.shuffle(batches)
+    return batches
+
+
+def _pad_len(n):
+    return max(16, -(-n // 16) * 16)  # few distinct shapes, so few compilations
+
+
+class Features:
+    """Builds a batch dict for a set of sentence indices, for one kind of token input."""
+
+    def __init__(self, kind, per_sentence, dim):
+        self.kind, self.per_sentence, self.dim = kind, per_sentence, dim
+
+    def batch(self, idx, labels):
+        items = [self.per_sentence[i] for i in idx]
+        lens = [it.shape[-1] if self.kind == "ids" else it.shape[-2] for it in items]
+        T = _pad_len(max(lens))
+        mask = np.zeros((len(idx), T), bool)
+        if self.kind == "ids":
+            x = np.zeros((len(idx), T), np.int32)
+        elif self.kind == "vectors":
+            x = np.zeros((len(idx), T, self.dim), np.float32)
+        else:
+            x = np.zeros((len(idx), items[0].shape[0], T, self.dim), np.float32)
+        for j, (it, n) in enumerate(zip(items, lens)):
+            mask[j, :n] = True
+            if self.kind == "layers":
+                x[j, :, :n] = it
+            else:
+                x[j, :n] = it
+        return {self.kind: x, "mask": mask, "labels": labels[idx]}
+
+
+def train_and_evaluate(name, model, feats_train, y_train, feats_dev, y_dev, args):
+    graphdef, params = nnx.split(model)
+    opt = optax.adamw(args.lr, weight_decay=0.0)
+    opt_state = opt.init(params)
+
+    def loss_fn(p, batch, key):
+        return classification_loss(nnx.merge(graphdef, p), batch, key)
+
+    @jax.jit
+    def step(p, s, batch, key):
+        (_, m), g = jax.value_and_grad(loss_fn, has_aux=True)(p, batch, key)
+        u, s = opt.update(g, s, p)
+        return optax.apply_updates(p, u), s, m
+
+    @jax.jit
+    def predict(p, batch):
+        return jnp.argmax(nnx.merge(graphdef, p)(batch), -1)
+
+    def dev_accuracy(p):
+        correct = 0
+        for idx in length_batches([len(s) for s in feats_dev.per_sentence_tokens], 256):
+            correct += int((np.asarray(predict(p, feats_dev.batch(idx, y_dev))) == y_dev[idx]).sum())
+        return correct / len(y_dev)
+
+    rng = np.random.default_rng(args.seed)
+    key, t0, history = jax.random.key(args.seed), time.time(), []
+    lengths = [len(s) for s in feats_train.per_sentence_tokens]
+    for epoch in range(args.epochs):
+        for i, idx in enumerate(length_batches(lengths, args.batch_size, rng)):
+            params, opt_state, m = step(params, opt_state, feats_train.batch(idx, y_train),
+                                        jax.random.fold_in(key, epoch * 100000 + i))
+        history.append(round(dev_accuracy(params), 4))
+        print(f"  {name}: epoch {epoch + 1} dev accuracy {history[-1]:.4f} "
+              f"(train loss {float(m['loss']):.3f}, {time.time() - t0:.0f}s)", flush=True)
+    out = {"dev_accuracy": history[-1], "dev_accuracy_per_epoch": history,
+           "train_seconds": round(time.time() - t0, 1)}
+    if model.mix is not None:
+        mixed = nnx.merge(graphdef, params).mix
+        out["scalar_mix_weights"] = [round(float(w), 4) for w in mixed.layer_weights()]
+        out["scalar_mix_gamma"] = round(float(mixed.gamma[...]), 4)
+    return out
+
+
+def _with_tokens(feats, sentences):
+    feats.per_sentence_tokens = sentences
+    return feats
+
+
+def random_features(train, dev, dim):
+    vocab = {"<unk>": 0}
+    for s in train.sentences:
+        for w in s:
+            vocab.setdefault(w, len(vocab))
+    enc = lambda ss: [np.array([vocab.get(w, 0) for w in s], np.int32) for s in ss]  # noqa: E731
+    return (_with_tokens(Features("ids", enc(train.sentences), dim), train.sentences),
+            _with_tokens(Features("ids", enc(dev.sentences), dim), dev.sentences), len(vocab))
+
+
+def word2vec_features(train, dev, path):
+    from llm_jax.data.word_vectors_io import load_word2vec_format
+    words, vectors = load_word2vec_format(path)
+    index = {w: i for i, w in enumerate(words)}
+    dim, hits = vectors.shape[1], [0, 0]
+
+    def lookup(w):
+        # SST-2 is lower-cased; WikiText-2 is not: fall back to the capitalised form.
+        i = index.get(w, index.get(w.capitalize()))
+        hits[i is None] += 1
+        return vectors[i] if i is not None else np.zeros(dim, np.float32)
+
+    enc = lambda ss: [np.stack([lookup(w) for w in s]) if s else np.zeros((0, dim), np.float32)  # noqa: E731
+                      for s in ss]
+    tr, dv = enc(train.sentences), enc(dev.sentences)
+    coverage = hits[0] / max(sum(hits), 1)
+    return (_with_tokens(Features("vectors", tr, dim), train.sentences),
+            _with_tokens(Features("vectors", dv, dim), dev.sentences), dim, coverage)
+
+
+def elmo_features(train, dev, bilm_dir):
+    from llm_jax.models.elmo import load_bilm
+    bilm = load_bilm(bilm_dir)
+    t0 = time.time()
+    out = []
+    for split in (train, dev):
+        order = np.argsort([len(s) for s in split.sentences], kind="stable")
+        vecs = bilm.embed([split.sentences[i] for i in order], batch_size=128)
+        per = [None] * len(order)
+        for i, v in zip(order, vecs):
+            per[i] = v.astype(np.float16)  # halves the cache; the mix runs in float32
+        out.append(_with_tokens(Features("layers", per, bilm.dim), split.sentences))
+    print(f"  elmo: cached {bilm.num_layers} layers x {bilm.dim} for "
+          f"{len(train) + len(dev)} sentences in {time.time() - t0:.0f}s", flush=True)
+    return out[0], out[1], bilm
+
+
+def write_readme_table(results, command):
+    path = os.path.join(HERE, "README.md")
+    rows = ["| token input | dev accuracy | per epoch |", "|---|---|---|"]
+    for r in results["rows"]:
+        rows.append(f"| {r['name']} | {100 * r['dev_accuracy']:.2f} | "
+                    f"{', '.join(f'{100 * a:.1f}' for a in r['dev_accuracy_per_epoch'])} |")
+    for name, why in results.get("skipped", {}).items():
+        rows.append(f"| {name} | skipped: {why} | |")
+    table = "\n".join(rows) + f"\n\nCommand: `{command}`\n"
+    with open(path) as f:
+        text = f.read()
+    text = re.sub(r"<!-- results -->.*<!-- /results -->",
+                  lambda _: f"<!-- results -->\n{table}<!-- /results -->", text, flags=re.S)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--bilm", required=True, help="directory from `python -m llm_jax export`")
+    p.add_argument("--word2vec", default="", help="vectors.bin/.txt from configs/word2vec.py")
+    p.add_argument("--train_subset", type=int, default=20000)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=os.path.join(HERE, "results.json"))
+    args = p.parse_args(argv)
+    train = read_sst2("train").subset(args.train_subset, args.seed)
+    dev = read_sst2("dev")
+    print(f"SST-2: {len(train)} training phrases, {len(dev)} dev sentences", flush=True)
+    y_tr, y_dev = train.labels, dev.labels
+    results = {"train_phrases": len(train), "dev_sentences": len(dev), "args": vars(args),
+               "rows": [], "skipped": {}}
+    e_tr, e_dev, bilm = elmo_features(train, dev, args.bilm)
+    common = dict(hidden=args.hidden, rngs=nnx.Rngs(args.seed))
+
+    r_tr, r_dev, vocab = random_features(train, dev, bilm.dim)
+    model = SentenceClassifier("ids", bilm.dim, vocab_size=vocab, **common)
+    results["rows"].append({"name": f"random init embeddings ({bilm.dim}-d, trained)",
+                            **train_and_evaluate("random", model, r_tr, y_tr, r_dev, y_dev, args)})
+    if args.word2vec and os.path.exists(args.word2vec):
+        w_tr, w_dev, dim, coverage = word2vec_features(train, dev, args.word2vec)
+        model = SentenceClassifier("vectors", dim, **{**common, "rngs": nnx.Rngs(args.seed)})
+        results["rows"].append({"name": f"word2vec ({dim}-d, frozen; {100 * coverage:.1f}% of "
+                                        "tokens covered)", "word2vec": args.word2vec,
+                                **train_and_evaluate("word2vec", model, w_tr, y_tr, w_dev, y_dev, args)})
+    else:
+        results["skipped"]["word2vec"] = (f"no vectors file at {args.word2vec!r}" if args.word2vec
+                                          else "no --word2vec given")
+    model = SentenceClassifier("layers", bilm.dim, num_layers=bilm.num_layers,
+                               **{**common, "rngs": nnx.Rngs(args.seed)})
+    results["rows"].append({"name": f"ELMo scalar mix ({bilm.num_layers} layers x {bilm.dim}, frozen biLM)",
+                            "bilm": args.bilm,
+                            **train_and_evaluate("elmo", model, e_tr, y_tr, e_dev, y_dev, args)})
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=2)
+    command = "python experiments/elmo_sst2/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    write_readme_table(results, command.strip())
+    for r in results["rows"]:
+        print(f"{r['name']}: dev accuracy {r['dev_accuracy']:.4f}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from llm_jax.tasks.classification import SentenceClassifier, classification_loss
+
+
+def _batch(kind, B=3, T=4, D=6, L=3):
+    mask = np.array([[1, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0]], bool)  # the last is empty
+    x = {"ids": np.arange(B * T).reshape(B, T) % 5,
+         "vectors": np.random.default_rng(0).normal(size=(B, T, D)).astype(np.float32),
+         "layers": np.random.default_rng(1).normal(size=(B, L, T, D)).astype(np.float32)}[kind]
+    return {kind: jnp.asarray(x), "mask": jnp.asarray(mask), "labels": jnp.array([0, 1, 1])}
+
+
+@pytest.mark.parametrize("kind", ["ids", "vectors", "layers"])
+def test_every_input_kind_gives_finite_logits_and_gradients(kind):
+    model = SentenceClassifier(kind, 6, vocab_size=5, num_layers=3, hidden=8, rngs=nnx.Rngs(0))
+    batch = _batch(kind)
+    assert model(batch).shape == (3, 2)
+    (loss, metrics), grads = nnx.value_and_grad(
+        lambda m: classification_loss(m, batch, jax.random.key(0)), has_aux=True)(model)
+    assert np.isfinite(float(loss)) and 0.0 <= float(metrics["accuracy"]) <= 1.0
+    assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
+    if kind == "layers":  # the scalar mix is trained with the classifier
+        assert float(jnp.abs(grads.mix.weights[...]).sum()) > 0
+
+
+def test_padding_does_not_change_the_prediction():
+    model = SentenceClassifier("vectors", 6, hidden=8, rngs=nnx.Rngs(0))
+    batch = _batch("vectors")
+    padded = dict(batch, vectors=batch["vectors"].at[:, 3:].set(50.0))
+    np.testing.assert_allclose(model(batch), model(padded), rtol=1e-6)
+
+
+def test_bad_input_kind_is_named():
+    with pytest.raises(ValueError, match="input_kind"):
+        SentenceClassifier("chars", 6, rngs=nnx.Rngs(0))
