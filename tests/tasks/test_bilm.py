@@ -74,6 +74,7 @@ def _tiny():
     return c
 
 
+@pytest.mark.slow  # two short runs, an eval and an export: 210 s on the busy shared 2-core machine
 def test_train_resume_eval_export(small_wikitext, tmp_path):
     from llm_jax.models.elmo import load_bilm
     from llm_jax.training.commands import evaluate_workdir, export_model
