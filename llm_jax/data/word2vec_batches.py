@@ -21,10 +21,11 @@ SEGMENT_WORDS = 1 << 18
 
 class EpochBatches:
     def __init__(self, corpus: wd.Corpus, keep_prob, noise: wd.AliasSampler, *, architecture: str,
-                 window: int, negative: int, batch_size: int, steps: int, seed: int):
+                 window: int, negative: int, batch_size: int, steps: int, seed: int,
+                 shuffle: bool = False):
         self.corpus, self.keep_prob, self.noise = corpus, keep_prob, noise
         self.architecture, self.window, self.negative = architecture, window, negative
-        self.batch_size, self.steps, self.seed = batch_size, steps, seed
+        self.batch_size, self.steps, self.seed, self.shuffle = batch_size, steps, seed, shuffle
 
     def _segments(self, rng, segment_words=SEGMENT_WORDS):
         """(inputs, targets, corpus position of each example), a block of whole sentences at a time.
@@ -71,6 +72,11 @@ class EpochBatches:
         blocks = list_ahead(self._filled(rng))
         for (inputs, targets, pos), last in blocks:
             n = len(targets)
+            if self.shuffle:
+                # Neighbouring CBOW windows share most context words; spread them over the chunk's
+                # batches so one batch does not sum many updates computed from the same stale rows.
+                order = rng.permutation(n)
+                inputs, targets = inputs[order], targets[order]
             pad = per_chunk - n
             inp = np.pad(inputs, [(0, pad)] + [(0, 0)] * (inputs.ndim - 1))
             step_pos = pos[np.minimum(np.arange(0, per_chunk, B), n - 1)]

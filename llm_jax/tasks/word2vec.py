@@ -35,6 +35,7 @@ def default_config() -> ml_collections.ConfigDict:
         # by max_row_updates / k. Hierarchical softmax's root is on every path, so a whole batch
         # summed onto it diverges, where the reference tool's one-at-a-time updates do not. 0: off.
         max_row_updates=32,
+        shuffle_chunks=False,  # shuffle examples across the batches of each chunk
         analogy_file="",     # "" : word2vec/questions-words.txt in the data directory
         similarity_file="",  # "" : word2vec/wordsim353.tsv in the data directory
         restrict_vocab=30000,
@@ -116,7 +117,8 @@ class Word2VecTask:
             self.corpus, wd.keep_probabilities(self.vocab.counts, t.sample), noise,
             architecture=t.architecture, window=t.window,
             negative=t.negative if t.objective == "neg" else 0,
-            batch_size=config.train.batch_size, steps=t.steps_per_call, seed=config.seed)
+            batch_size=config.train.batch_size, steps=t.steps_per_call, seed=config.seed,
+            shuffle=t.shuffle_chunks)
 
     @property
     def vocab_size(self):
