@@ -134,14 +134,14 @@ def test_huffman_expected_length_equals_gensims():
     assert np.sum(counts * gensim_len) == np.sum(counts * tree.lengths)
 
 
-def _batches(architecture, seed=0):
+def _batches(architecture, seed=0, shuffle=False):
     rng = np.random.default_rng(3)
     ids = rng.integers(0, 20, 3000).astype(np.int32)
     corpus = wd.Corpus(ids, np.repeat(np.arange(30), 100).astype(np.int32), 3300)
     counts = np.bincount(ids, minlength=20) + 1
     return EpochBatches(corpus, wd.keep_probabilities(counts, 1e-2),
                         wd.AliasSampler(wd.noise_distribution(counts)), architecture=architecture,
-                        window=3, negative=4, batch_size=64, steps=8, seed=seed)
+                        window=3, negative=4, batch_size=64, steps=8, seed=seed, shuffle=shuffle)
 
 
 @pytest.mark.parametrize("architecture", ["sg", "cbow"])
@@ -159,3 +159,13 @@ def test_epoch_batches_are_deterministic_and_cover_the_corpus(architecture):
     lrs = np.concatenate([ch["lr"] for ch, _ in a])
     assert lrs[0] <= 0.025 and np.all(np.diff(lrs) <= 1e-9) and lrs[-1] > (0.025 + 1e-4) / 2 - 1e-3
     assert a[-1][0]["weights"].min() == 0.0  # the last chunk is padded with zero weights
+
+
+def test_shuffled_chunks_hold_the_same_examples_in_another_order():
+    plain = list(_batches("cbow").epoch(0, 1, 0.025, 1e-4))
+    mixed = list(_batches("cbow", shuffle=True).epoch(0, 1, 0.025, 1e-4))
+    p, m = plain[0][0], mixed[0][0]
+    assert not np.array_equal(p["targets"], m["targets"])
+    def examples(c):
+        return sorted(zip(c["targets"].ravel().tolist(), map(tuple, c["inputs"].reshape(-1, 6).tolist())))
+    assert examples(p) == examples(m)
