@@ -2,8 +2,8 @@
 
   small: char-CNN of 128 filters (widths 1-4), 1 highway layer, 2 LSTM layers of 256 cells
          projected to 128, vocabulary of the words seen >= 5 times (23,380), windows of 20
-         words, sampled softmax (1,024 negatives), 1,500 steps of 32 windows (about 0.5 epoch);
-         31 minutes on the shared 2-core CPU (evals included), validation perplexity 260.
+         words, sampled softmax (1,024 negatives), 3,000 steps of 32 windows (about one epoch);
+         see experiments/elmo_sst2/README.md for its time and validation perplexity.
   paper: shaped like the released 2x4096/512 model (char-CNN 2,048 filters of widths 1-7,
          2 highway layers, LSTMs of 4,096 cells projected to 512, cell/projection clip 3,
          dropout 0.1, sampled softmax of 8,192; 93.6M parameters outside the softmax), on the
@@ -37,7 +37,7 @@ def get_config(arg=None):
         c.data.min_count = 5
         c.task.num_sampled = 1024
         c.optimizer.update(lr=3e-3, min_lr=3e-4, warmup_steps=100, grad_clip=5.0)
-        c.train.update(steps=1500, batch_size=32, eval_every=500, eval_batches=10,
+        c.train.update(steps=3000, batch_size=32, eval_every=500, eval_batches=10,
                        checkpoint_every=500, log_every=50)
     elif arg == "tiny":
         c.model.update(max_chars=12, char_filters=((1, 8), (2, 8), (3, 16)), char_dim=8,

@@ -1,11 +1,13 @@
-"""SST-2 dev accuracy of one classifier fed random embeddings, word2vec vectors and ELMo.
+"""SST-2 dev accuracy of one classifier fed random embeddings, word2vec vectors, ELMo, and both.
 
   python experiments/elmo_sst2/run.py --bilm=runs/elmo_small_export \
       [--word2vec=runs/word2vec_sg_neg/vectors.bin] [--train_subset=20000 --epochs=4]
 
 Every row uses the same training phrases, batches, epochs, optimizer and seed; only the token
 input differs. The biLM is frozen: its layers are computed once for every sentence and only
-the scalar mix and the classifier train. Writes results.json and the README's table.
+the scalar mix and the classifier train. The last row is the paper's recipe: the trainable
+embedding of the first row concatenated with the ELMo scalar mix.
+Writes results.json and the README's table.
 """
 
 import argparse
@@ -69,7 +71,20 @@ class Features:
         return {self.kind: x, "mask": mask, "labels": labels[idx]}
 
 
-def train_and_evaluate(name, model, feats_train, y_train, feats_dev, y_dev, args):
+class Concatenated:
+    """The batches of two Features over the same sentences, merged (for input_kind "ids+layers")."""
+
+    def __init__(self, *parts):
+        self.parts, self.per_sentence_tokens = parts, parts[0].per_sentence_tokens
+
+    def batch(self, idx, labels):
+        merged = {}
+        for part in self.parts:
+            merged.update(part.batch(idx, labels))
+        return merged
+
+
+def train_and_evaluate(name, model, feats_train, y_train, feats_dev, y_dev, args, seed):
     graphdef, params = nnx.split(model)
     opt = optax.adamw(args.lr, weight_decay=0.0)
     opt_state = opt.init(params)
@@ -93,8 +108,8 @@ def train_and_evaluate(name, model, feats_train, y_train, feats_dev, y_dev, args
             correct += int((np.asarray(predict(p, feats_dev.batch(idx, y_dev))) == y_dev[idx]).sum())
         return correct / len(y_dev)
 
-    rng = np.random.default_rng(args.seed)
-    key, t0, history = jax.random.key(args.seed), time.time(), []
+    rng = np.random.default_rng(seed)
+    key, t0, history = jax.random.key(seed), time.time(), []
     lengths = [len(s) for s in feats_train.per_sentence_tokens]
     for epoch in range(args.epochs):
         for i, idx in enumerate(length_batches(lengths, args.batch_size, rng)):
@@ -103,7 +118,7 @@ def train_and_evaluate(name, model, feats_train, y_train, feats_dev, y_dev, args
         history.append(round(dev_accuracy(params), 4))
         print(f"  {name}: epoch {epoch + 1} dev accuracy {history[-1]:.4f} "
               f"(train loss {float(m['loss']):.3f}, {time.time() - t0:.0f}s)", flush=True)
-    out = {"dev_accuracy": history[-1], "dev_accuracy_per_epoch": history,
+    out = {"seed": seed, "dev_accuracy": history[-1], "dev_accuracy_per_epoch": history,
            "train_seconds": round(time.time() - t0, 1)}
     if model.mix is not None:
         mixed = nnx.merge(graphdef, params).mix
@@ -166,12 +181,15 @@ def elmo_features(train, dev, bilm_dir):
 
 def write_readme_table(results, command):
     path = os.path.join(HERE, "README.md")
-    rows = ["| token input | dev accuracy | per epoch |", "|---|---|---|"]
+    seeds = results["args"]["seeds"]
+    rows = [f"| token input | dev accuracy, mean of {len(seeds)} seed(s) | seed {', '.join(map(str, seeds))} "
+            "| per epoch (first seed) |", "|---|---|---|---|"]
     for r in results["rows"]:
         rows.append(f"| {r['name']} | {100 * r['dev_accuracy']:.2f} | "
-                    f"{', '.join(f'{100 * a:.1f}' for a in r['dev_accuracy_per_epoch'])} |")
+                    f"{', '.join(f'{100 * a:.2f}' for a in r['dev_accuracy_per_seed'])} | "
+                    f"{', '.join(f'{100 * a:.1f}' for a in r['runs'][0]['dev_accuracy_per_epoch'])} |")
     for name, why in results.get("skipped", {}).items():
-        rows.append(f"| {name} | skipped: {why} | |")
+        rows.append(f"| {name} | skipped: {why} | | |")
     table = "\n".join(rows) + f"\n\nCommand: `{command}`\n"
     with open(path) as f:
         text = f.read()
@@ -190,7 +208,9 @@ def main(argv=None):
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="picks the training subset")
+    p.add_argument("--seeds", default="0", type=lambda v: [int(x) for x in v.split(",")],
+                   help="comma-separated; every row trains once per seed (init, dropout, batch order)")
     p.add_argument("--out", default=os.path.join(HERE, "results.json"))
     args = p.parse_args(argv)
     train = read_sst2("train").subset(args.train_subset, args.seed)
@@ -200,32 +220,37 @@ def main(argv=None):
     results = {"train_phrases": len(train), "dev_sentences": len(dev), "args": vars(args),
                "rows": [], "skipped": {}}
     e_tr, e_dev, bilm = elmo_features(train, dev, args.bilm)
-    common = dict(hidden=args.hidden, rngs=nnx.Rngs(args.seed))
-
     r_tr, r_dev, vocab = random_features(train, dev, bilm.dim)
-    model = SentenceClassifier("ids", bilm.dim, vocab_size=vocab, **common)
-    results["rows"].append({"name": f"random init embeddings ({bilm.dim}-d, trained)",
-                            **train_and_evaluate("random", model, r_tr, y_tr, r_dev, y_dev, args)})
+    # (name, input kind, width, training features, dev features, extra constructor args, record)
+    specs = [(f"random init embeddings ({bilm.dim}-d, trained)", "ids", bilm.dim, r_tr, r_dev,
+              {"vocab_size": vocab}, {})]
     if args.word2vec and os.path.exists(args.word2vec):
         w_tr, w_dev, dim, coverage = word2vec_features(train, dev, args.word2vec)
-        model = SentenceClassifier("vectors", dim, **{**common, "rngs": nnx.Rngs(args.seed)})
-        results["rows"].append({"name": f"word2vec ({dim}-d, frozen; {100 * coverage:.1f}% of "
-                                        "tokens covered)", "word2vec": args.word2vec,
-                                **train_and_evaluate("word2vec", model, w_tr, y_tr, w_dev, y_dev, args)})
+        specs.append((f"word2vec ({dim}-d, frozen; {100 * coverage:.1f}% of tokens covered)", "vectors",
+                      dim, w_tr, w_dev, {}, {"word2vec": args.word2vec}))
     else:
         results["skipped"]["word2vec"] = (f"no vectors file at {args.word2vec!r}" if args.word2vec
                                           else "no --word2vec given")
-    model = SentenceClassifier("layers", bilm.dim, num_layers=bilm.num_layers,
-                               **{**common, "rngs": nnx.Rngs(args.seed)})
-    results["rows"].append({"name": f"ELMo scalar mix ({bilm.num_layers} layers x {bilm.dim}, frozen biLM)",
-                            "bilm": args.bilm,
-                            **train_and_evaluate("elmo", model, e_tr, y_tr, e_dev, y_dev, args)})
+    specs.append((f"ELMo scalar mix ({bilm.num_layers} layers x {bilm.dim}, frozen biLM)", "layers",
+                  bilm.dim, e_tr, e_dev, {"num_layers": bilm.num_layers}, {"bilm": args.bilm}))
+    specs.append((f"random init embeddings + ELMo scalar mix, concatenated ({bilm.dim} + {bilm.dim}-d)",
+                  "ids+layers", bilm.dim, Concatenated(r_tr, e_tr), Concatenated(r_dev, e_dev),
+                  {"vocab_size": vocab, "num_layers": bilm.num_layers}, {"bilm": args.bilm}))
+    for name, kind, dim, f_tr, f_dev, extra, record in specs:
+        runs = []
+        for seed in args.seeds:
+            model = SentenceClassifier(kind, dim, hidden=args.hidden, rngs=nnx.Rngs(seed), **extra)
+            runs.append(train_and_evaluate(f"{kind} seed {seed}", model, f_tr, y_tr, f_dev, y_dev, args,
+                                           seed))
+        accs = [r["dev_accuracy"] for r in runs]
+        results["rows"].append({"name": name, **record, "dev_accuracy": float(np.mean(accs)),
+                                "dev_accuracy_per_seed": accs, "runs": runs})
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)
     command = "python experiments/elmo_sst2/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
     write_readme_table(results, command.strip())
     for r in results["rows"]:
-        print(f"{r['name']}: dev accuracy {r['dev_accuracy']:.4f}")
+        print(f"{r['name']}: dev accuracy {r['dev_accuracy']:.4f} (mean over seeds {args.seeds})")
     return results
 
 

@@ -1,11 +1,13 @@
 """Sentence classification over token vectors, with a choice of what feeds the tokens.
 
-One classifier, three inputs (the ELMo paper's comparison, on a small scale):
-  "ids":     token ids -> a trainable embedding table (random init, or a given init);
-  "vectors": fixed per-token vectors computed outside (e.g. frozen word2vec), [B, T, D];
-  "layers":  a frozen biLM's stacked layers [B, L, T, D], combined by a trained ScalarMix.
+One classifier, four inputs (the ELMo paper's comparison, on a small scale):
+  "ids":        token ids -> a trainable embedding table (random init, or a given init);
+  "vectors":    fixed per-token vectors computed outside (e.g. frozen word2vec), [B, T, D];
+  "layers":     a frozen biLM's stacked layers [B, L, T, D], combined by a trained ScalarMix;
+  "ids+layers": the paper's recipe: the trainable embedding concatenated with the ScalarMix
+                of the biLM layers (both of width in_dim), so the token vector is 2 * in_dim.
 Then: dense + ReLU per token, mean- and max-pooling over the real tokens, a hidden layer and
-the class logits. A batch is {"ids" | "vectors" | "layers", "mask": bool[B, T], "labels": int32[B]}.
+the class logits. A batch is {"ids" and/or "vectors" | "layers", "mask": bool[B, T], "labels": int32[B]}.
 """
 
 import jax
@@ -16,7 +18,7 @@ from llm_jax import ops
 from llm_jax.layers.params import dense, normal, param, zeros
 from llm_jax.layers.scalar_mix import ScalarMix
 
-INPUT_KINDS = ("ids", "vectors", "layers")
+INPUT_KINDS = ("ids", "vectors", "layers", "ids+layers")
 
 
 class SentenceClassifier(nnx.Module):
@@ -26,17 +28,18 @@ class SentenceClassifier(nnx.Module):
             raise ValueError(f"input_kind={input_kind!r}: expected one of {INPUT_KINDS}")
         self.input_kind, self.dropout_rate = input_kind, dropout_rate
         embed = mix = None  # each assigned once: nnx fixes an attribute's kind on first assignment
-        if input_kind == "ids":
+        if "ids" in input_kind:
             if vocab_size < 1:
-                raise ValueError("input_kind='ids' needs vocab_size >= 1")
+                raise ValueError(f"input_kind={input_kind!r} needs vocab_size >= 1")
             init = (normal(in_dim ** -0.5) if embed_init is None
                     else lambda *_: jnp.asarray(embed_init, jnp.float32))
             embed = param(init, rngs.params(), (vocab_size, in_dim), ("vocab", "embed"))
-        elif input_kind == "layers":
+        if "layers" in input_kind:
             mix = ScalarMix(num_layers)
         self.embed, self.mix = embed, mix
         k = rngs.params
-        self.token_proj = param(normal(in_dim ** -0.5), k(), (in_dim, hidden), ("embed", "mlp"))
+        token_dim = 2 * in_dim if input_kind == "ids+layers" else in_dim
+        self.token_proj = param(normal(token_dim ** -0.5), k(), (token_dim, hidden), ("embed", "mlp"))
         self.token_bias = param(zeros, None, (hidden,), ("mlp",))
         self.hidden = param(normal((2 * hidden) ** -0.5), k(), (2 * hidden, hidden), ("mlp", "embed"))
         self.hidden_bias = param(zeros, None, (hidden,), ("embed",))
@@ -48,7 +51,10 @@ class SentenceClassifier(nnx.Module):
             return jnp.take(self.embed[...], batch["ids"], axis=0)
         if self.input_kind == "vectors":
             return batch["vectors"].astype(jnp.float32)
-        return self.mix(jnp.swapaxes(batch["layers"], 0, 1), batch["mask"])  # [L, B, T, D]
+        mixed = self.mix(jnp.swapaxes(batch["layers"], 0, 1), batch["mask"])  # [L, B, T, D]
+        if self.input_kind == "layers":
+            return mixed
+        return jnp.concatenate([jnp.take(self.embed[...], batch["ids"], axis=0), mixed], -1)
 
     def __call__(self, batch, *, dropout_key=None):
         keys = jax.random.split(dropout_key, 2) if dropout_key is not None else (None, None)

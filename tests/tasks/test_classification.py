@@ -11,11 +11,12 @@ def _batch(kind, B=3, T=4, D=6, L=3):
     mask = np.array([[1, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0]], bool)  # the last is empty
     x = {"ids": np.arange(B * T).reshape(B, T) % 5,
          "vectors": np.random.default_rng(0).normal(size=(B, T, D)).astype(np.float32),
-         "layers": np.random.default_rng(1).normal(size=(B, L, T, D)).astype(np.float32)}[kind]
-    return {kind: jnp.asarray(x), "mask": jnp.asarray(mask), "labels": jnp.array([0, 1, 1])}
+         "layers": np.random.default_rng(1).normal(size=(B, L, T, D)).astype(np.float32)}
+    inputs = {k: jnp.asarray(x[k]) for k in kind.split("+")}
+    return {**inputs, "mask": jnp.asarray(mask), "labels": jnp.array([0, 1, 1])}
 
 
-@pytest.mark.parametrize("kind", ["ids", "vectors", "layers"])
+@pytest.mark.parametrize("kind", ["ids", "vectors", "layers", "ids+layers"])
 def test_every_input_kind_gives_finite_logits_and_gradients(kind):
     model = SentenceClassifier(kind, 6, vocab_size=5, num_layers=3, hidden=8, rngs=nnx.Rngs(0))
     batch = _batch(kind)
@@ -24,8 +25,20 @@ def test_every_input_kind_gives_finite_logits_and_gradients(kind):
         lambda m: classification_loss(m, batch, jax.random.key(0)), has_aux=True)(model)
     assert np.isfinite(float(loss)) and 0.0 <= float(metrics["accuracy"]) <= 1.0
     assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
-    if kind == "layers":  # the scalar mix is trained with the classifier
+    if "layers" in kind:  # the scalar mix is trained with the classifier
         assert float(jnp.abs(grads.mix.weights[...]).sum()) > 0
+    if "ids" in kind:  # and so is the embedding table
+        assert float(jnp.abs(grads.embed[...]).sum()) > 0
+
+
+def test_concatenated_input_uses_both_the_embedding_and_the_biLM_layers():
+    model = SentenceClassifier("ids+layers", 6, vocab_size=5, num_layers=3, hidden=8,
+                               rngs=nnx.Rngs(0))
+    batch = _batch("ids+layers")
+    x = model.token_vectors(batch)
+    assert x.shape == (3, 4, 12)
+    np.testing.assert_allclose(x[..., :6], model.embed[...][batch["ids"]], rtol=1e-6)
+    np.testing.assert_allclose(x[..., 6:], batch["layers"].mean(1), rtol=1e-5, atol=1e-6)
 
 
 def test_padding_does_not_change_the_prediction():
