@@ -16,7 +16,12 @@ import time
 import jax
 import jax.numpy as jnp
 
-from llm_jax.ops.word2vec import loss_and_row_grads, negative_sampling_loss
+from llm_jax.ops.word2vec import (
+    logistic_loss_and_row_grads,
+    loss_and_row_grads,
+    negative_sampling_labels,
+    negative_sampling_loss,
+)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from profile_sgns import _config  # noqa: E402
@@ -33,9 +38,7 @@ def make_update(mode, closed_form):
         w = jnp.concatenate([jnp.ones_like(tgt[:, None], jnp.float32),
                              (neg != tgt[:, None]).astype(jnp.float32)], 1) * wt[:, None]
         if closed_form:
-            score = jnp.einsum("bd,bsd->bs", h, o)
-            g = (jax.nn.sigmoid(score) - jnp.zeros_like(score).at[:, 0].set(1.0)) * w
-            d_h, d_o = jnp.einsum("bs,bsd->bd", g, o), g[..., None] * h[:, None]
+            _, (d_h, d_o) = logistic_loss_and_row_grads(h, o, negative_sampling_labels(o), w)
         else:
             _, (d_h, d_o) = loss_and_row_grads(negative_sampling_loss, h, o, w)
         return (w_in.at[inp].add(-lr * d_h, **kw), w_out.at[rows].add(-lr * d_o, **kw)), None

@@ -40,3 +40,25 @@ def loss_and_row_grads(loss_fn, h_BD, out_rows, *args):
     """(sum of loss_fn over the batch, d/dh, d/d(out rows)): the gradients w.r.t. gathered rows."""
     total = lambda h, o: jnp.sum(loss_fn(h, o, *args))
     return jax.value_and_grad(total, argnums=(0, 1))(h_BD, out_rows)
+
+
+def logistic_loss_and_row_grads(h_BD, out_BSD, labels_BS, weights_BS):
+    """Both word2vec objectives in closed form: (summed loss, d/dh, d/d(out rows)).
+
+    Each (h, row) score s is a binary logistic regression with its label (negative sampling:
+    1 for the true word, 0 for noise; hierarchical softmax: 1 - code), so d loss / d s is
+    weight * (sigmoid(s) - label), the C tool's `g` with the sign flipped. Writing the two row
+    gradients out saves the backward pass jax.grad would trace: the word2vec update runs on
+    one core and this is its inner loop (experiments/word2vec/update_variants.py times both).
+    """
+    score_BS = jnp.einsum("bd,bsd->bs", h_BD, out_BSD, preferred_element_type=jnp.float32)
+    sign_BS = 2.0 * labels_BS - 1.0
+    loss = -jnp.sum(weights_BS * jax.nn.log_sigmoid(sign_BS * score_BS))
+    g_BS = weights_BS * (jax.nn.sigmoid(score_BS) - labels_BS)
+    d_h = jnp.einsum("bs,bsd->bd", g_BS, out_BSD)
+    return loss, (d_h, g_BS[..., None] * h_BD[:, None, :])
+
+
+def negative_sampling_labels(out_BSD):
+    """1 for the true word (column 0), 0 for the noise words: labels for the logistic form."""
+    return jnp.zeros(out_BSD.shape[:2], jnp.float32).at[:, 0].set(1.0)

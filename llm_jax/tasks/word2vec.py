@@ -1,8 +1,9 @@
 """word2vec's task: the corpus and vocabulary, what a batch is, and the sparse SGD update.
 
 Skip-gram or CBOW, each with negative sampling or hierarchical softmax. The update touches only
-the rows a batch gathers: it takes the loss gradient w.r.t. those rows and scatter-adds
-`-lr * grad` into the (donated) tables, which is word2vec's plain SGD done a batch at a time.
+the rows a batch gathers: it takes the loss gradient w.r.t. those rows (in closed form, see
+ops.word2vec.logistic_loss_and_row_grads) and scatter-adds `-lr * grad` into the (donated)
+tables, which is word2vec's plain SGD done a batch at a time.
 """
 
 import jax
@@ -155,14 +156,14 @@ class Word2VecTask:
                 w_BS = jnp.concatenate([jnp.ones_like(negs_BK[:, :1], jnp.float32),
                                         (negs_BK != targets_B[:, None]).astype(jnp.float32)], axis=1)
                 out_weights = w_BS * weights_B[:, None]
-                loss, (d_h, d_out) = w2v_ops.loss_and_row_grads(
-                    w2v_ops.negative_sampling_loss, h_BD, _gather(w_out, rows_out), out_weights)
+                out_BSD = _gather(w_out, rows_out)
+                loss, (d_h, d_out) = w2v_ops.logistic_loss_and_row_grads(
+                    h_BD, out_BSD, w2v_ops.negative_sampling_labels(out_BSD), out_weights)
             else:
                 rows_out = points[targets_B]
                 out_weights = path_mask[targets_B] * weights_B[:, None]
-                loss, (d_h, d_out) = w2v_ops.loss_and_row_grads(
-                    w2v_ops.hierarchical_softmax_loss, h_BD, _gather(w_out, rows_out), codes[targets_B],
-                    out_weights)
+                loss, (d_h, d_out) = w2v_ops.logistic_loss_and_row_grads(
+                    h_BD, _gather(w_out, rows_out), 1.0 - codes[targets_B], out_weights)
             lr = batch["lr"]
             if max_row_updates:
                 d_out = d_out * _repeat_scale(rows_out, out_weights, w_out.shape[0], max_row_updates)

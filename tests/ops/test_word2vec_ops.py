@@ -43,6 +43,10 @@ def test_negative_sampling_loss_and_grads_match_numpy(rng):
     np.testing.assert_allclose(total, loss.sum(), rtol=1e-5)
     np.testing.assert_allclose(g_h, dh, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(g_out, dout, rtol=1e-4, atol=1e-5)
+    total, (g_h, g_out) = ops.logistic_loss_and_row_grads(h, out, ops.negative_sampling_labels(out), w)
+    np.testing.assert_allclose(total, loss.sum(), rtol=1e-5)
+    np.testing.assert_allclose(g_h, dh, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(g_out, dout, rtol=1e-4, atol=1e-5)
 
 
 def test_hierarchical_softmax_loss_and_grads_match_numpy(rng):
@@ -54,6 +58,10 @@ def test_hierarchical_softmax_loss_and_grads_match_numpy(rng):
     np.testing.assert_allclose(ops.hierarchical_softmax_loss(h, nodes, codes, mask), loss, rtol=1e-5,
                                atol=1e-5)
     _, (g_h, g_nodes) = ops.loss_and_row_grads(ops.hierarchical_softmax_loss, h, nodes, codes, mask)
+    np.testing.assert_allclose(g_h, dh, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(g_nodes, dnodes, rtol=1e-4, atol=1e-5)
+    total, (g_h, g_nodes) = ops.logistic_loss_and_row_grads(h, nodes, 1.0 - codes, mask)
+    np.testing.assert_allclose(total, loss.sum(), rtol=1e-5)
     np.testing.assert_allclose(g_h, dh, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(g_nodes, dnodes, rtol=1e-4, atol=1e-5)
 
