@@ -1,10 +1,10 @@
 """SST-2 dev accuracy of one classifier fed random embeddings, word2vec vectors, ELMo, and both.
 
   python experiments/elmo_sst2/run.py --bilm=runs/elmo_small_export \
-      [--word2vec=runs/word2vec_sg_neg/vectors.bin] [--train_subset=20000 --epochs=4]
+      [--word2vec=runs/word2vec_sg_neg/vectors.bin] [--train_subset=20000 --epochs=4 --seeds=0,1,2]
 
-Every row uses the same training phrases, batches, epochs, optimizer and seed; only the token
-input differs. The biLM is frozen: its layers are computed once for every sentence and only
+Every row uses the same training phrases, epochs, optimizer and seeds (one training run per
+seed: initialisation, dropout and batch order); only the token input differs. The biLM is frozen: its layers are computed once for every sentence and only
 the scalar mix and the classifier train. The last row is the paper's recipe: the trainable
 embedding of the first row concatenated with the ELMo scalar mix.
 Writes results.json and the README's table.
