@@ -4,10 +4,10 @@
       [--word2vec=runs/word2vec_sg_neg/vectors.bin] [--train_subset=20000 --epochs=4 --seeds=0,1,2]
 
 Every row uses the same training phrases, epochs, optimizer and seeds (one training run per
-seed: initialisation, dropout and batch order); only the token input differs. The biLM is frozen: its layers are computed once for every sentence and only
-the scalar mix and the classifier train. The last row is the paper's recipe: the trainable
-embedding of the first row concatenated with the ELMo scalar mix.
-Writes results.json and the README's table.
+seed: initialisation, dropout and batch order); only the token input differs. The biLM is
+frozen: its layers are computed once for every sentence and only the scalar mix and the
+classifier train. The last row is the paper's recipe: the trainable embedding of the first row
+concatenated with the ELMo scalar mix. Writes results.json and the README's table.
 """
 
 import argparse
