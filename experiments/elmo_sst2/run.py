@@ -179,6 +179,11 @@ def elmo_features(train, dev, bilm_dir):
     return out[0], out[1], bilm
 
 
+def seed_list(text):
+    """"0,1,2" -> [0, 1, 2]; argparse names the flag and the value when this raises."""
+    return [int(x) for x in text.split(",")]
+
+
 def write_readme_table(results, command):
     path = os.path.join(HERE, "README.md")
     seeds = results["args"]["seeds"]
@@ -209,7 +214,7 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--seed", type=int, default=0, help="picks the training subset")
-    p.add_argument("--seeds", default="0", type=lambda v: [int(x) for x in v.split(",")],
+    p.add_argument("--seeds", default=[0], type=seed_list,
                    help="comma-separated; every row trains once per seed (init, dropout, batch order)")
     p.add_argument("--out", default=os.path.join(HERE, "results.json"))
     args = p.parse_args(argv)

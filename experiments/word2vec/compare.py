@@ -41,6 +41,11 @@ def _config(variant, epochs, seed):
     return c
 
 
+def seed_list(text):
+    """"0,1,2" -> [0, 1, 2]; argparse names the flag and the value when this raises."""
+    return [int(x) for x in text.split(",")]
+
+
 def _peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
@@ -144,7 +149,8 @@ def main():
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--out", default="/tmp/w2v_compare")
     p.add_argument("--trainers", default="gensim,llm_jax")
-    p.add_argument("--seeds", default="0", help="comma-separated; each (variant, trainer) once per seed")
+    p.add_argument("--seeds", default=[0], type=seed_list,
+                   help="comma-separated integers; each (variant, trainer) once per seed")
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--worker", choices=("gensim", "llm_jax"), help=argparse.SUPPRESS)
     p.add_argument("--variant", help=argparse.SUPPRESS)
@@ -158,7 +164,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     rows = []
     t0 = time.perf_counter()
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = args.seeds
     for variant in variants:
         for seed in seeds:
             for trainer in args.trainers.split(","):
