@@ -38,10 +38,12 @@ def cross_entropy_per_token(logits, labels, *, label_smoothing=0.0, z_loss=0.0):
     return loss, nll
 
 
-def softmax_cross_entropy(logits, labels, *, label_smoothing=0.0, weights=None, z_loss=0.0):
-    """Weighted means sum(w * x) / max(sum(w), tiny) of the per-token (loss, nll).
+def cross_entropy_sums(logits, labels, *, label_smoothing=0.0, weights=None, z_loss=0.0):
+    """Weighted sums (sum(w * loss), sum(w * nll), sum(w)) of the per-token (loss, nll).
 
-    Tokens with weight 0 are excluded outright, so padding may carry any label id.
+    Sums, not means, so that a mean over batches of different sizes or padding is exact:
+    divide the totals at the end. Tokens with weight 0 are excluded outright, so padding may
+    carry any label id.
     """
     logits = jnp.asarray(logits)
     labels = jnp.asarray(labels)
@@ -55,20 +57,31 @@ def softmax_cross_entropy(logits, labels, *, label_smoothing=0.0, weights=None, 
     loss, nll = cross_entropy_per_token(
         logits, labels, label_smoothing=label_smoothing, z_loss=z_loss
     )
+    w = token_weights(weights, labels.shape)
+    return weighted_sum(loss, w), weighted_sum(nll, w), jnp.sum(w)
+
+
+def token_weights(weights, shape):
+    """float32 weights broadcast to `shape`; None means every token counts once."""
     if weights is None:
-        w = jnp.ones(labels.shape, jnp.float32)
-    else:
-        weights = jnp.asarray(weights)
-        try:
-            w = jnp.broadcast_to(weights, labels.shape).astype(jnp.float32)
-        except ValueError as e:
-            raise ValueError(
-                f"weights shape {weights.shape} does not broadcast to labels shape {labels.shape}"
-            ) from e
-    denom = jnp.maximum(jnp.sum(w), jnp.finfo(jnp.float32).tiny)
+        return jnp.ones(shape, jnp.float32)
+    weights = jnp.asarray(weights)
+    try:
+        return jnp.broadcast_to(weights, shape).astype(jnp.float32)
+    except ValueError as e:
+        raise ValueError(
+            f"weights shape {weights.shape} does not broadcast to labels shape {shape}"
+        ) from e
 
-    def wmean(x):
-        # where, not w * x: a NaN from an ignored (weight 0) token must not leak in.
-        return jnp.sum(jnp.where(w != 0, w * x, 0.0)) / denom
 
-    return wmean(loss), wmean(nll)
+def weighted_sum(x, w):
+    # where, not w * x: a NaN from an ignored (weight 0) token must not leak in.
+    return jnp.sum(jnp.where(w != 0, w * x, 0.0))
+
+
+def softmax_cross_entropy(logits, labels, *, label_smoothing=0.0, weights=None, z_loss=0.0):
+    """Weighted means sum(w * x) / max(sum(w), tiny) of the per-token (loss, nll)."""
+    loss_sum, nll_sum, weight = cross_entropy_sums(
+        logits, labels, label_smoothing=label_smoothing, weights=weights, z_loss=z_loss)
+    denom = jnp.maximum(weight, jnp.finfo(jnp.float32).tiny)
+    return loss_sum / denom, nll_sum / denom

@@ -9,16 +9,17 @@ TASKS = {"causal_lm": CausalLM, "stream_lm": StreamLM, "bilm": BiLM,
          "ngram_lm": NGramLMTask, "word2vec": Word2VecTask}
 
 
-def _task_class(name):
+def task_class(name):
+    """The task class registered as `name` (config field `task.name`)."""
     if name not in TASKS:
         raise ValueError(f"config.task.name={name!r}: expected one of {sorted(TASKS)}")
     return TASKS[name]
 
 
 def default_task_config(name: str):
-    return _task_class(name).default_config()
+    return task_class(name).default_config()
 
 
 def build_task(config, workdir):
     """The task named by `config.task.name`."""
-    return _task_class(config.task.name)(config, workdir)
+    return task_class(config.task.name)(config, workdir)

@@ -24,6 +24,7 @@ from llm_jax.data import LMBatches, WordTokenizer, eval_batches, load_tokenizer
 from llm_jax.data.chars import words_char_ids
 from llm_jax.data.tokenizers import _split_words
 from llm_jax.tasks.causal_lm import read_split
+from llm_jax.tasks.protocols import NUM_TOKENS
 
 SOFTMAX_KINDS = ("full", "sampled")
 
@@ -108,6 +109,8 @@ def sampled_softmax_nll(h_NP, targets_N, kernel_PV, bias_V, key, num_sampled):
 
 
 class BiLM:
+    reports_token_nll = True  # "loss" is the mean of the forward and backward token NLLs
+
     @staticmethod
     def default_config() -> ml_collections.ConfigDict:
         return ml_collections.ConfigDict(dict(
@@ -131,9 +134,14 @@ class BiLM:
             vocab = WordTokenizer.fit(train_text, min_count=d.min_count)
             vocab.save(tok_dir)
         self.tokenizer = WordTypes(vocab, config.model.max_chars)
+        self.data_cfg = d
         self.train_tokens = self.tokenizer.encode(train_text)
         self.eval_tokens = self.tokenizer.encode(eval_text)
         self.seq_len = d.seq_len
+
+    @staticmethod
+    def saved_tokenizer(config, workdir: str) -> WordTypes:
+        return WordTypes(load_tokenizer(os.path.join(workdir, "tokenizer")), config.model.max_chars)
 
     @property
     def vocab_size(self) -> int:
@@ -145,6 +153,9 @@ class BiLM:
 
     def train_batches(self, batch_size: int, seed: int) -> BiLMBatches:
         return BiLMBatches(self.tokenizer, self.train_tokens, self.seq_len, batch_size, seed)
+
+    def split_tokens(self, split: str):
+        return self.tokenizer.encode(read_split(self.data_cfg, split))
 
     def eval_batches(self, batch_size: int, max_batches=None, tokens=None):
         tokens = self.eval_tokens if tokens is None else tokens
@@ -170,4 +181,6 @@ class BiLM:
             else:
                 nlls.append(ops.softmax_cross_entropy(model.logits(h), targets)[1])
         fwd, bwd = nlls
-        return fwd + bwd, {"loss": (fwd + bwd) / 2, "forward_loss": fwd, "backward_loss": bwd}
+        n = jnp.float32(batch["fwd_targets"].size)  # every window is full: no padding
+        return fwd + bwd, {"loss": ((fwd + bwd) / 2 * n, n), "forward_loss": (fwd * n, n),
+                           "backward_loss": (bwd * n, n), NUM_TOKENS: n}

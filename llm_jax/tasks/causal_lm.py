@@ -5,7 +5,6 @@ import os
 import jax.numpy as jnp
 import ml_collections
 
-from llm_jax import ops
 from llm_jax.data import (
     LMBatches,
     eval_batches,
@@ -14,6 +13,9 @@ from llm_jax.data import (
     read_corpus,
     read_tfds_text,
 )
+from llm_jax.ops.losses import cross_entropy_sums, token_weights
+from llm_jax.tasks.lm_decoding import generate_tokens
+from llm_jax.tasks.protocols import NUM_TOKENS, count_tokens, mean_metric
 
 
 def read_split(data_cfg, split: str) -> str:
@@ -32,37 +34,56 @@ def tokenizer_options(data_cfg) -> dict:
     return {}
 
 
+TOKENIZER_DIR = "tokenizer"
+
+
+def fit_or_load_tokenizer(data_cfg, workdir: str, train_text: str, eval_text: str):
+    """The tokenizer saved in WORKDIR/tokenizer, or one fitted now and saved there."""
+    tok_dir = os.path.join(workdir, TOKENIZER_DIR)
+    if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
+        return load_tokenizer(tok_dir)
+    # Characters are a closed set: fit them on every split (as nanoGPT does) so that a
+    # character seen only in validation does not stop the run. Word and subword vocabularies
+    # are fitted on training text alone; unseen words become <unk>.
+    fit_text = train_text + eval_text if data_cfg.tokenizer == "char" else train_text
+    options = tokenizer_options(data_cfg)
+    if data_cfg.tokenizer == "sentencepiece":
+        options["workdir"] = tok_dir
+    tokenizer = make_tokenizer(data_cfg.tokenizer, fit_text, **options)
+    tokenizer.save(tok_dir)
+    return tokenizer
+
+
 class CausalLM:
     """Reads the corpus, fits (or reloads) the tokenizer saved with the run, and scores batches.
 
-    A batch is {"inputs": int32[B, T], "targets": int32[B, T]} with targets the next tokens.
+    A batch is {"inputs": int32[B, T], "targets": int32[B, T]} with targets the next tokens,
+    and optionally "weights": float32[B, T] (0 for padding).
     """
+
+    reports_token_nll = True
 
     @staticmethod
     def default_config() -> ml_collections.ConfigDict:
         return ml_collections.ConfigDict(dict(name="causal_lm", label_smoothing=0.0, z_loss=0.0))
 
     def __init__(self, config, workdir: str):
-        self.cfg = config.task
+        self.cfg, self.data_cfg = config.task, config.data
         d = config.data
         train_text = read_split(d, d.train_split)
         eval_text = read_split(d, d.eval_split)
-        tok_dir = os.path.join(workdir, "tokenizer")
-        if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
-            self.tokenizer = load_tokenizer(tok_dir)
-        else:
-            # Characters are a closed set: fit them on every split (as nanoGPT does) so that a
-            # character seen only in validation does not stop the run. Word and subword
-            # vocabularies are fitted on training text alone; unseen words become <unk>.
-            fit_text = train_text + eval_text if d.tokenizer == "char" else train_text
-            options = tokenizer_options(d)
-            if d.tokenizer == "sentencepiece":
-                options["workdir"] = tok_dir
-            self.tokenizer = make_tokenizer(d.tokenizer, fit_text, **options)
-            self.tokenizer.save(tok_dir)
+        self.tokenizer = fit_or_load_tokenizer(d, workdir, train_text, eval_text)
         self.train_tokens = self.tokenizer.encode(train_text)
         self.eval_tokens = self.tokenizer.encode(eval_text)
         self.seq_len = d.seq_len
+
+    @staticmethod
+    def saved_tokenizer(config, workdir: str):
+        return load_tokenizer(os.path.join(workdir, TOKENIZER_DIR))
+
+    @staticmethod
+    def generate_ids(model, prompts, max_new_tokens, **options):
+        return generate_tokens(model, prompts, max_new_tokens, **options)
 
     @property
     def vocab_size(self) -> int:
@@ -75,14 +96,25 @@ class CausalLM:
         tokens = self.eval_tokens if tokens is None else tokens
         return eval_batches(tokens, self.seq_len, batch_size, max_batches)
 
+    def split_tokens(self, split: str):
+        return self.tokenizer.encode(read_split(self.data_cfg, split))
+
     def loss(self, model, batch, dropout_key=None):
-        """(mean loss to minimise, metrics); pure and jit-able."""
+        """(mean loss to minimise, metrics as (sum, weight)); pure and jit-able."""
         logits_BTV = model(batch["inputs"], dropout_key=dropout_key)
-        loss, nll = ops.softmax_cross_entropy(
-            logits_BTV, batch["targets"], label_smoothing=self.cfg.label_smoothing,
-            weights=batch.get("weights"), z_loss=self.cfg.z_loss)
-        return loss, {"loss": nll, "accuracy": _accuracy(logits_BTV, batch["targets"])}
+        return lm_loss(logits_BTV, batch["targets"], batch.get("weights"),
+                       label_smoothing=self.cfg.label_smoothing, z_loss=self.cfg.z_loss)
 
 
-def _accuracy(logits_BTV, targets_BT):
-    return jnp.mean((jnp.argmax(logits_BTV, -1) == targets_BT).astype(jnp.float32))
+def lm_loss(logits_BTV, targets_BT, weights_BT=None, *, label_smoothing=0.0, z_loss=0.0,
+            accuracy=True):
+    """Mean token loss and the metrics {"loss": NLL, "accuracy", "num_tokens"} as sums."""
+    w_BT = token_weights(weights_BT, targets_BT.shape)
+    loss_sum, nll_sum, weight = cross_entropy_sums(
+        logits_BTV, targets_BT, label_smoothing=label_smoothing, weights=w_BT, z_loss=z_loss)
+    loss = loss_sum / jnp.maximum(weight, jnp.finfo(jnp.float32).tiny)
+    metrics = {"loss": (nll_sum, weight), NUM_TOKENS: count_tokens(w_BT)}
+    if accuracy:
+        correct_BT = (jnp.argmax(logits_BTV, -1) == targets_BT).astype(jnp.float32)
+        metrics["accuracy"] = mean_metric(correct_BT, w_BT)
+    return loss, metrics

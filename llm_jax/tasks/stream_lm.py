@@ -12,19 +12,20 @@ Carry protocol (used by training/steps.py and trainer.py, for any task that has 
   carry_loss(model, carry, batch, dropout_key) -> (loss, (metrics, new_carry)); carry None: zeros
 """
 
-import os
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 
-from llm_jax import ops
-from llm_jax.data import load_tokenizer, make_tokenizer
 from llm_jax.data.stream_batches import StreamBatches, stream_eval_batches
-from llm_jax.tasks.causal_lm import read_split, tokenizer_options
+from llm_jax.tasks.causal_lm import CausalLM, fit_or_load_tokenizer, lm_loss, read_split
 
 
 class StreamLM:
+    reports_token_nll = True
+    saved_tokenizer = staticmethod(CausalLM.saved_tokenizer)
+    generate_ids = staticmethod(CausalLM.generate_ids)
+
     @staticmethod
     def default_config() -> ml_collections.ConfigDict:
         return ml_collections.ConfigDict(dict(
@@ -41,16 +42,8 @@ class StreamLM:
         self.cfg, self.data_cfg = config.task, config.data
         d = config.data
         train_text = read_split(d, d.train_split)
-        tok_dir = os.path.join(workdir, "tokenizer")
-        if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
-            self.tokenizer = load_tokenizer(tok_dir)
-        else:
-            fit_text = train_text + read_split(d, d.eval_split) if d.tokenizer == "char" else train_text
-            options = tokenizer_options(d)
-            if d.tokenizer == "sentencepiece":
-                options["workdir"] = tok_dir
-            self.tokenizer = make_tokenizer(d.tokenizer, fit_text, **options)
-            self.tokenizer.save(tok_dir)
+        self.tokenizer = fit_or_load_tokenizer(d, workdir, train_text,
+                                               read_split(d, d.eval_split))
         self.train_tokens = self.tokenizer.encode(train_text)
         self.eval_tokens = self.split_tokens(d.eval_split)
         self.seq_len = d.seq_len
@@ -85,14 +78,12 @@ class StreamLM:
                 lambda c: jnp.where(keep.reshape(-1, *([1] * (c.ndim - 1))), c, jnp.zeros_like(c)),
                 carry)
         logits_BTV, new_carry = model(inputs, carry, dropout_key=dropout_key)
-        loss, nll = ops.softmax_cross_entropy(logits_BTV, batch["targets"],
-                                              weights=batch.get("weights"))
-        if self.cfg.sum_over_time:
-            loss = loss * inputs.shape[1]
-        new_carry = jax.lax.stop_gradient(new_carry)
         # No accuracy metric: an argmax over [B, T, V] costs ~5% of a CPU step for a number
         # these LMs are not judged by.
-        return loss, ({"loss": nll}, new_carry)
+        loss, metrics = lm_loss(logits_BTV, batch["targets"], batch.get("weights"), accuracy=False)
+        if self.cfg.sum_over_time:
+            loss = loss * inputs.shape[1]
+        return loss, (metrics, jax.lax.stop_gradient(new_carry))
 
     def loss(self, model, batch, dropout_key=None):
         """Without a carry (each batch from a zero state): the plain task interface."""

@@ -23,7 +23,8 @@ def _key_name(k) -> str:
     return str(k)
 
 
-def _flat_shapes(tree) -> dict:
+def flat_shapes(tree) -> dict:
+    """{"a/b/c": shape} of every leaf of a pytree (Orbax metadata included)."""
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
     return {"/".join(_key_name(k) for k in path): tuple(getattr(leaf, "shape", ()))
             for path, leaf in leaves}
@@ -44,9 +45,14 @@ def describe_mismatch(stored, expected, limit=8) -> str:
 
 
 class Checkpointer:
-    def __init__(self, directory, *, keep: int = 3):
+    def __init__(self, directory, *, keep: int = 3, best_mode: str | None = None):
+        """`best_mode` "max"/"min": keep the `keep` steps with the best saved metric instead of
+        the latest ones (saves then pass `metric=`)."""
         self.directory = os.path.abspath(directory)
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+        best = {}
+        if best_mode is not None:
+            best = dict(best_fn=lambda m: m["value"], best_mode=best_mode)
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, **best)
         # Handlers named up front, so a fresh process can read metadata before restoring.
         handlers = {"state": ocp.StandardCheckpointHandler(), "data": ocp.JsonCheckpointHandler()}
         self.manager = ocp.CheckpointManager(self.directory, options=options,
@@ -55,9 +61,10 @@ class Checkpointer:
     def latest_step(self):
         return self.manager.latest_step()
 
-    def save(self, step: int, state, data_state: dict):
+    def save(self, step: int, state, data_state: dict, metric: float | None = None):
         self.manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)))
+            state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)),
+            metrics=None if metric is None else {"value": float(metric)})
 
     def wait(self):
         self.manager.wait_until_finished()
@@ -71,7 +78,7 @@ class Checkpointer:
         except Exception as e:  # noqa: BLE001 (orbax raises many types for unreadable files)
             raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); "
                                   "it may be corrupt: delete it to resume from an earlier one") from e
-        diff = describe_mismatch(_flat_shapes(stored), _flat_shapes(abstract_state))
+        diff = describe_mismatch(flat_shapes(stored), flat_shapes(abstract_state))
         if diff:
             raise CheckpointError(
                 f"checkpoint {path} does not match the model built from the config:\n{diff}\n"
@@ -87,3 +94,32 @@ class Checkpointer:
     def close(self):
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+class BestCheckpoint:
+    """The checkpoint with the best value of one eval metric, kept in its own directory beside
+    the latest ones (a fine-tuning run's best dev score is usually not its last)."""
+
+    def __init__(self, directory, metric: str, mode: str):
+        if mode not in ("max", "min"):
+            raise ValueError(f"config.train.best_mode={mode!r}: expected 'max' or 'min'")
+        self.metric, self.mode = metric, mode
+        self.checkpointer = Checkpointer(directory, keep=1, best_mode=mode)
+        step = self.checkpointer.manager.best_step()
+        self.best = None if step is None else self.checkpointer.manager.metrics(step)["value"]
+
+    def update(self, step: int, metrics: dict, state, data_state) -> bool:
+        """Saves `state` when `metrics[self.metric]` beats the best so far; True if it did."""
+        if self.metric not in metrics:
+            raise ValueError(f"config.train.best_metric={self.metric!r} is not among the eval "
+                             f"metrics {sorted(metrics)}")
+        value = float(metrics[self.metric])
+        if self.best is not None and not (value > self.best if self.mode == "max"
+                                          else value < self.best):
+            return False
+        self.checkpointer.save(step, state, data_state, metric=value)
+        self.best = value
+        return True
+
+    def close(self):
+        self.checkpointer.close()

@@ -17,6 +17,9 @@ from llm_jax.tasks import default_task_config
 def default_config(model: str = "gpt", task: str = "causal_lm") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
+    # A workdir or checkpoints/<step> dir: a fresh run copies every parameter whose path and
+    # shape match from it (training/init_from.py); ignored when resuming.
+    c.init_from = ""
     c.model = default_model_config(model)
     c.data = dict(
         source="files",          # "files" (LLM_JAX_DATA_DIR) | "tfds"
@@ -33,9 +36,21 @@ def default_config(model: str = "gpt", task: str = "causal_lm") -> ml_collection
     c.optimizer = dict(
         name="adamw", lr=6e-4, min_lr=6e-5, schedule="cosine",  # constant|cosine|linear|inverse_sqrt
         warmup_steps=100, decay_steps=0,  # 0: decay over train.steps
-        b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1, no_decay=("bias", "scale"),
+        b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1,
+        # Weight decay goes to params of rank >= 2 (not counting a stacked "layers" axis); these
+        # name suffixes are excluded too, for multi-dimensional biases such as qkv_bias.
+        no_decay=("bias", "scale"),
         momentum=0.0, grad_clip=1.0,
         lr_decay=1.0, decay_after_epochs=0,  # schedule "epoch_decay": lr * lr_decay ** max(e+1-after, 0)
+        # A tuple of optimizer.param_group(pattern, lr_mult=, weight_decay=, frozen=); the first
+        # group whose regex is found in a param's "/"-joined path wins; the rest use the above.
+        param_groups=(),
+        # ELECTRA/BEiT layer-wise lr decay: layer i of L gets lr * layer_decay ** (L - i), params
+        # matching the embed pattern lr * layer_decay ** (L + 1), others lr. A layer's index is its
+        # slice of a stacked "layers" axis, or the number the layer pattern captures.
+        layer_decay=1.0,
+        layer_decay_embed_pattern=r"(^|/)(embed|positions|table|token_encoder)(/|$)",
+        layer_decay_layer_pattern=r"cells/(\d+)/",  # recurrent stacks (rnn_lm, elmo)
     )
     c.train = dict(
         steps=5000,
@@ -43,6 +58,8 @@ def default_config(model: str = "gpt", task: str = "causal_lm") -> ml_collection
         batch_size=64, grad_accum=1, log_every=10, eval_every=250,
         eval_batches=20,        # batches per periodic eval; the final eval uses the whole split
         checkpoint_every=500, keep_checkpoints=3, progress_bar=True,
+        best_metric="",         # e.g. "eval/accuracy": also keep the best checkpoint by it in
+        best_mode="max",        # WORKDIR/checkpoints_best ("max" or "min")
     )
     c.mesh = dict(data=-1, fsdp=1, tensor=1)  # -1: whatever devices the others leave
     c.lock()

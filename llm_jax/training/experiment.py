@@ -9,9 +9,11 @@ import jax
 import ml_collections
 
 from llm_jax.tasks import build_task
+from llm_jax.tasks.protocols import CarryTask
 from llm_jax.training import sharding
 from llm_jax.training.checkpoints import Checkpointer
-from llm_jax.training.optimizer import make_optimizer, make_schedule
+from llm_jax.training.init_from import init_state_from
+from llm_jax.training.optimizer import make_optimizer, make_schedule, model_param_axes
 from llm_jax.training.state import make_state_spec
 
 CONFIG_FILE = "config.json"
@@ -65,9 +67,10 @@ class Experiment:
                 config.train.steps = math.ceil(config.train.epochs * self.steps_per_epoch)
         steps = config.train.steps
         self.schedule = make_schedule(config.optimizer, steps, self.steps_per_epoch)
-        self.optimizer = make_optimizer(config.optimizer, steps, self.steps_per_epoch)
+        self.optimizer = make_optimizer(config.optimizer, steps, self.steps_per_epoch,
+                                        param_axes=model_param_axes(config.model))
         carry_fn = None
-        if hasattr(self.task, "carry_loss"):  # truncated BPTT: the carry lives in the train state
+        if isinstance(self.task, CarryTask):  # truncated BPTT: the carry lives in the train state
             batch_size = config.train.batch_size
             carry_fn = lambda model: self.task.initial_carry(model, batch_size)  # noqa: E731
         self.spec = make_state_spec(config.model, self.optimizer, self.mesh, config.seed,
@@ -76,10 +79,14 @@ class Experiment:
                                          keep=config.train.keep_checkpoints)
 
     def initial_state(self):
-        """(state, data_state): restored from the latest checkpoint, or freshly initialised."""
+        """(state, data_state): restored from the latest checkpoint, or freshly initialised
+        (with `config.init_from`'s matching parameters, on a fresh start only)."""
         if self.checkpointer.latest_step() is not None:
             return self.checkpointer.restore(self.spec.abstract)
-        return self.spec.init(), None
+        state = self.spec.init()
+        if self.config.init_from:
+            state = init_state_from(state, self.config.init_from, self.workdir)
+        return state, None
 
     def put_batch(self, batch):
         return jax.device_put(batch, sharding.batch_sharding(self.mesh))

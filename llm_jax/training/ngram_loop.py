@@ -1,8 +1,8 @@
 """The n-gram "training" loop: count the training split, score valid and test, save the model.
 
 `python -m llm_jax train --config=configs/ngram.py:kn5 --workdir=DIR` runs it (through
-CUSTOM_LOOPS); DIR then holds config.json, tokenizer/, model.npz (every count table and
-probability, so `evaluate_workdir` rescores without recounting), metrics.jsonl, summary.json,
+training/runners.py); DIR then holds config.json, tokenizer/, model.npz (every count table and
+probability, so `evaluate` rescores without recounting), metrics.jsonl, summary.json,
 samples.txt and, with config.task.write_arpa, model.arpa.
 """
 
@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from llm_jax.data import load_tokenizer
 from llm_jax.models.ngram import NGramLM
 from llm_jax.models.ngram_arpa import write_arpa
 from llm_jax.tasks.ngram_lm import NGramLMTask
@@ -68,26 +69,39 @@ def train(config, workdir: str) -> dict:
     return summary
 
 
-def evaluate_workdir(workdir: str, split=None) -> dict:
-    """Perplexity of the saved model on `split` (default: the config's eval split)."""
-    config = load_config(workdir)
+def load(workdir: str):
+    """(NGramLM, word tokenizer) saved by `train`; reads nothing but the workdir."""
     path = os.path.join(workdir, MODEL_FILE)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} not found: train first (python -m llm_jax train "
                                 f"--config=configs/ngram.py --workdir={workdir})")
+    return NGramLM.load(path), load_tokenizer(os.path.join(workdir, "tokenizer"))
+
+
+def evaluate(workdir: str, split=None) -> dict:
+    """Perplexity of the saved model on `split` (default: the config's eval split)."""
+    config = load_config(workdir)
+    lm, _ = load(workdir)
     task = NGramLMTask(config, workdir)
     split = split or config.data.eval_split
-    scores = _scores(NGramLM.load(path), task.tokens(split), "eval")
+    scores = _scores(lm, task.tokens(split), "eval")
     return {"workdir": os.path.abspath(workdir), "split": split, **scores}
 
 
+def export(workdir: str, out_dir: str) -> str:
+    """Writes the model as OUT/model.arpa (for SRILM, KenLM and Kaldi; kn and modified_kn)."""
+    lm, tokenizer = load(workdir)
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "model.arpa")
+    write_arpa(lm, path, tokenizer.words)
+    return path
 
-def generate_text(workdir, prompt, *, max_new_tokens=200, temperature=1.0, top_k=0, top_p=1.0,
-                  num_samples=1, seed=0) -> list[str]:
-    """Continuations of `prompt` word by word (the signature of commands.generate_text)."""
-    config = load_config(workdir)
-    lm = NGramLM.load(os.path.join(workdir, MODEL_FILE))
-    tok = NGramLMTask(config, workdir).tokenizer
+
+
+def generate(workdir, prompt, *, max_new_tokens=200, temperature=1.0, top_k=0, top_p=1.0,
+             num_samples=1, seed=0) -> list[str]:
+    """Continuations of `prompt` word by word; reads nothing but the workdir."""
+    lm, tok = load(workdir)
     prompt_ids = [int(t) for t in tok.encode(prompt)]
     rng = np.random.default_rng(seed)
     out = []

@@ -13,6 +13,7 @@ from flax import nnx
 
 from llm_jax.models import build_model
 from llm_jax.training import sharding
+from llm_jax.training.optimizer import opt_state_shardings
 
 
 @dataclasses.dataclass
@@ -39,10 +40,7 @@ def make_state_spec(model_cfg, optimizer: optax.GradientTransformation, mesh, se
     logical = nnx.to_pure_dict(nnx.get_partition_spec(abstract_vars))
     param_sh = sharding.tree_shardings(logical, abstract_params, mesh)
     abstract_opt = jax.eval_shape(optimizer.init, abstract_params)
-    opt_sh = optax.tree_map_params(
-        optimizer, lambda _, s: s, abstract_opt, param_sh,
-        transform_non_params=lambda _: sharding.replicated(mesh),
-        is_leaf=lambda x: isinstance(x, jax.sharding.NamedSharding))
+    opt_sh = opt_state_shardings(optimizer, abstract_opt, param_sh, sharding.replicated(mesh))
     rep = sharding.replicated(mesh)
     shardings = {"params": param_sh, "opt_state": opt_sh, "step": rep, "rng": rep}
     if carry_fn is not None:

@@ -1,8 +1,10 @@
 """The jit-compiled train and eval steps: pure (state, batch) -> (state, metrics).
 
-For a task with a carry (`task.carry_loss`, see tasks/stream_lm.py) the train state holds
-`carry`, which each step feeds to the task and replaces with the one it returns; the eval step
-is then (params, carry, batch) -> (metrics, carry).
+The train step returns each task metric as its mean over the batch (plus grad_norm and lr);
+the eval step returns the task's (sum, weight) pairs untouched, for the caller to add up
+over the split (tasks/protocols.py). For a CarryTask (tasks/stream_lm.py) the train state
+holds `carry`, which each step feeds to the task and replaces with the one it returns; the
+eval step is then (params, carry, batch) -> (metrics, carry).
 """
 
 import jax
@@ -10,11 +12,12 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from llm_jax.tasks.protocols import CarryTask, metric_means
 from llm_jax.training.sharding import batch_sharding, replicated
 
 
 def has_carry(task) -> bool:
-    return hasattr(task, "carry_loss")
+    return isinstance(task, CarryTask)
 
 
 def make_train_step(task, spec, optimizer, schedule, mesh, *, grad_accum: int = 1):
@@ -42,7 +45,8 @@ def make_train_step(task, spec, optimizer, schedule, mesh, *, grad_accum: int = 
             (_, metrics), grads = grad_fn(state["params"], batch, key)
         else:
             # Micro-batches run one after another and their gradients are averaged, so the
-            # update equals one step on the whole batch (up to float rounding).
+            # update equals one step on the whole batch (up to float rounding); metric sums
+            # and weights add up, so the metrics are exactly the whole batch's.
             micro = jax.tree.map(
                 lambda x: x.reshape(grad_accum, x.shape[0] // grad_accum, *x.shape[1:]), batch)
 
@@ -56,10 +60,10 @@ def make_train_step(task, spec, optimizer, schedule, mesh, *, grad_accum: int = 
             zeros = jax.tree.map(jnp.zeros_like, (grad_shapes, metric_shapes))
             (grads, metrics), _ = jax.lax.scan(accumulate, zeros,
                                                (micro, jnp.arange(grad_accum)))
-            grads, metrics = jax.tree.map(lambda x: x / grad_accum, (grads, metrics))
+            grads = jax.tree.map(lambda x: x / grad_accum, grads)
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
-        metrics = {**metrics, "grad_norm": optax.tree.norm(grads),
+        metrics = {**metric_means(metrics), "grad_norm": optax.tree.norm(grads),
                    "lr": schedule(state["step"])}
         new_state = {"params": params, "opt_state": opt_state,
                      "step": state["step"] + 1, "rng": state["rng"]}

@@ -1,4 +1,7 @@
-"""The one generic training loop: any task, any model, over a device mesh."""
+"""The gradient training loop: any task, any model, over a device mesh.
+
+The best checkpoint by `config.train.best_metric` (when set) is kept in WORKDIR/BEST_DIR.
+"""
 
 import json
 import math
@@ -9,45 +12,45 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
+from llm_jax.tasks.protocols import NUM_TOKENS
+from llm_jax.training.checkpoints import BestCheckpoint
 from llm_jax.training.config_schema import check_config
 from llm_jax.training.experiment import Experiment, save_config
-from llm_jax.training.loops import custom_loop
 from llm_jax.training.metrics import MetricsWriter
 from llm_jax.training.steps import has_carry, make_eval_step, make_train_step
+
+BEST_DIR = "checkpoints_best"
 
 
 def evaluate(exp: Experiment, params, eval_step=None, *, max_batches=None, tokens=None,
              prefix="eval") -> dict:
-    """Mean eval metrics over the eval split (all of it unless max_batches), plus perplexity.
+    """Eval metrics over the eval split (all of it unless max_batches), or over `tokens`.
 
-    A task with a carry starts from a zero state and carries it from batch to batch.
+    Every metric is the task's sum over all batches divided by its total weight (exact over
+    padded or uneven batches); perplexity is added where the task's loss is a token NLL. A
+    task with a carry starts from a zero state and carries it from batch to batch.
     """
     eval_step = eval_step or make_eval_step(exp.task, exp.spec, exp.mesh)
     batches = exp.task.eval_batches(exp.config.train.batch_size, max_batches, tokens)
-    sums, n, carry = {}, 0, None
+    sums, carry = {}, None
     for batch in batches:
         if has_carry(exp.task):
             m, carry = eval_step(params, carry, exp.put_batch(batch))
-            m = jax.device_get(m)
         else:
-            m = jax.device_get(eval_step(params, exp.put_batch(batch)))
-        for k, v in m.items():
-            sums[k] = sums.get(k, 0.0) + float(v)
-        n += 1
-    if n == 0:
-        raise ValueError("the eval split is too short for one batch of "
-                         "config.train.batch_size x config.data.seq_len tokens")
-    out = {f"{prefix}/{k}": v / n for k, v in sums.items()}
-    out[f"{prefix}/perplexity"] = math.exp(min(out[f"{prefix}/loss"], 700.0))
+            m = eval_step(params, exp.put_batch(batch))
+        for k, v in jax.device_get(m).items():
+            if k == NUM_TOKENS:
+                continue
+            total, weight = sums.get(k, (0.0, 0.0))
+            sums[k] = (total + float(v[0]), weight + float(v[1]))
+    if not sums:
+        raise ValueError("the eval split is too short for one batch of config.train.batch_size "
+                         "examples")
+    out = {f"{prefix}/{k}": total / weight if weight else math.nan
+           for k, (total, weight) in sums.items()}
+    if exp.task.reports_token_nll:
+        out[f"{prefix}/perplexity"] = math.exp(min(out[f"{prefix}/loss"], 700.0))
     return out
-
-
-def split_tokens(exp: Experiment, split: str):
-    """The token ids of a data split, encoded with the run's tokenizer."""
-    if hasattr(exp.task, "split_tokens"):
-        return exp.task.split_tokens(split)
-    from llm_jax.tasks.causal_lm import read_split
-    return exp.task.tokenizer.encode(read_split(exp.config.data, split))
 
 
 def _epoch_ends(step: int, steps_per_epoch) -> bool:
@@ -58,9 +61,6 @@ def _epoch_ends(step: int, steps_per_epoch) -> bool:
 def train(config, workdir: str, *, devices=None) -> dict:
     """Trains (resuming from `workdir` if it holds checkpoints); returns the final metrics."""
     check_config(config)
-    loop = custom_loop(config.task.name)
-    if loop is not None:
-        return loop.train(config, workdir)
     exp = Experiment(config, workdir, devices=devices)
     config, tc = exp.config, exp.config.train
     save_config(config, workdir)
@@ -74,54 +74,68 @@ def train(config, workdir: str, *, devices=None) -> dict:
                                  grad_accum=tc.grad_accum)
     eval_step = make_eval_step(exp.task, exp.spec, exp.mesh)
     writer = MetricsWriter(workdir, resume_step=start)
-    tokens_per_step = tc.batch_size * config.data.seq_len
+    best = (BestCheckpoint(os.path.join(workdir, BEST_DIR), tc.best_metric, tc.best_mode)
+            if tc.best_metric else None)
     bar = tqdm(total=tc.steps, initial=start, desc="train", unit="step", dynamic_ncols=True,
                disable=not tc.progress_bar)
     if start:
         bar.write(f"resumed from {exp.checkpointer.directory}/{start}")
-    last_time, last_step, t0, final = time.perf_counter(), start, time.perf_counter(), {}
+    # Token counts stay on device until a log step, so there is no host sync per step.
+    last_time, t0, final, token_counts = time.perf_counter(), time.perf_counter(), {}, []
     for step in range(start + 1, tc.steps + 1):
         state, metrics = train_step(state, exp.put_batch(next(it)))
+        token_counts.append(metrics.pop(NUM_TOKENS, None))
         row = {}
         if step % tc.log_every == 0 or step == tc.steps:
             now = time.perf_counter()
             row = {f"train/{k}": float(v) for k, v in jax.device_get(metrics).items()}
-            row["train/tokens_per_sec"] = tokens_per_step * (step - last_step) / (now - last_time)
-            last_time, last_step = now, step
+            if token_counts[0] is not None:
+                tokens = sum(float(n) for n in jax.device_get(token_counts))
+                row["train/tokens_per_sec"] = tokens / (now - last_time)
+            last_time, token_counts = now, []
             if not np.isfinite(row["train/loss"]):
                 raise FloatingPointError(f"train/loss is {row['train/loss']} at step {step}; "
                                          "lower config.optimizer.lr or check the data")
             bar.set_postfix(loss=f"{row['train/loss']:.4f}",
-                            tok_s=f"{row['train/tokens_per_sec']:.0f}")
+                            tok_s=f"{row.get('train/tokens_per_sec', 0):.0f}")
         epoch_end = tc.epochs > 0 and _epoch_ends(step, exp.steps_per_epoch)
-        if step % tc.eval_every == 0 or step == tc.steps or epoch_end:
+        evaluated = step % tc.eval_every == 0 or step == tc.steps or epoch_end
+        if evaluated:
             # the last eval, and those at epoch ends, read the whole split
             limit = None if step == tc.steps or epoch_end else tc.eval_batches
             row.update(evaluate(exp, state["params"], eval_step, max_batches=limit))
             if epoch_end:
                 row["epoch"] = round(step / exp.steps_per_epoch)
-            bar.write(f"step {step}: eval/loss {row['eval/loss']:.4f} "
-                      f"perplexity {row['eval/perplexity']:.2f}")
+            bar.write(f"step {step}: " + _eval_line(row))
+            if best is not None and best.update(step, row, state, batches.get_state()):
+                row["best/" + tc.best_metric] = best.best
         if row:
             writer.write(step, row)
             final.update(row)
         if step % tc.checkpoint_every == 0 or step == tc.steps or epoch_end:
             exp.checkpointer.save(step, state, batches.get_state())
-        if step == start + 1 or "eval/loss" in row:
+        if step == start + 1 or evaluated:
             # keep compilation and evaluation out of the tokens/s figure
             jax.block_until_ready(state)
-            last_time, last_step = time.perf_counter(), step
+            last_time, token_counts = time.perf_counter(), []
         bar.update(1)
     bar.close()
     if config.data.test_split:
         final.update(evaluate(exp, state["params"], eval_step,
-                              tokens=split_tokens(exp, config.data.test_split), prefix="test"))
-        print(f"{config.data.test_split}: loss {final['test/loss']:.4f} "
-              f"perplexity {final['test/perplexity']:.2f}", flush=True)
+                              tokens=exp.task.split_tokens(config.data.test_split), prefix="test"))
+        print(f"{config.data.test_split}: " + _eval_line(final, "test"), flush=True)
     exp.checkpointer.close()
+    if best is not None:
+        best.close()
     writer.close()
     final.update({"step": tc.steps, "wall_time_sec": time.perf_counter() - t0,
                   "params": exp.spec.param_count})
     with open(os.path.join(workdir, "summary.json"), "w") as f:
         json.dump(final, f, indent=2)
     return final
+
+
+def _eval_line(row: dict, prefix: str = "eval") -> str:
+    keys = [f"{prefix}/loss"] + ([f"{prefix}/perplexity"] if f"{prefix}/perplexity" in row else [])
+    keys += [k for k in row if k.startswith(prefix + "/") and k not in keys][:3]
+    return " ".join(f"{k} {row[k]:.4f}" for k in keys)

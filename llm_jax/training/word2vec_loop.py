@@ -9,6 +9,7 @@ at the end the vectors are written in word2vec's text and binary formats and eva
 import json
 import os
 import queue
+import shutil
 import threading
 import time
 
@@ -29,6 +30,7 @@ from llm_jax.training import sharding
 from llm_jax.training.checkpoints import Checkpointer
 from llm_jax.training.experiment import load_config, save_config
 from llm_jax.training.metrics import MetricsWriter
+from llm_jax.training.runners import NotSupported
 
 VECTORS_TEXT, VECTORS_BINARY = "vectors.txt", "vectors.bin"
 
@@ -169,16 +171,37 @@ def evaluate_vectors(task_cfg, wv: WordVectors) -> dict:
             "wordsim_spearman": similarity["spearman"], "wordsim": similarity, "neighbours": neighbours}
 
 
-def evaluate_workdir(workdir, split=None) -> dict:
+def _vectors(workdir) -> WordVectors:
+    path = os.path.join(workdir, VECTORS_BINARY)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: train first (python -m llm_jax train ...)")
+    return WordVectors(*load_word2vec_format(path, binary=True))
+
+
+def evaluate(workdir, split=None) -> dict:
     """Re-evaluates the vectors a run saved (word2vec has no held-out split: `split` must be None)."""
     if split is not None:
         raise ValueError(f"--split={split!r}: word2vec vectors are evaluated on the analogy and "
                          "similarity files of config.task, not on a corpus split")
     config = load_config(workdir)
-    path = os.path.join(workdir, VECTORS_BINARY)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: train first (python -m llm_jax train ...)")
-    words, vectors = load_word2vec_format(path, binary=True)
-    return {"workdir": os.path.abspath(workdir), **evaluate_vectors(config.task, WordVectors(words, vectors))}
+    return {"workdir": os.path.abspath(workdir), **evaluate_vectors(config.task, _vectors(workdir))}
 
 
+def generate(workdir, prompt, **options):
+    raise NotSupported("word2vec learns word vectors and does not generate text; "
+                       "llm_jax.load(workdir) returns them (WordVectors.nearest, .evaluate_*)")
+
+
+def export(workdir, out_dir) -> str:
+    """Copies the vectors in word2vec's text and binary formats (what gensim reads) to out_dir."""
+    _vectors(workdir)  # fails with the train-first message when there are none
+    os.makedirs(out_dir, exist_ok=True)
+    for name in (VECTORS_TEXT, VECTORS_BINARY):
+        shutil.copyfile(os.path.join(workdir, name), os.path.join(out_dir, name))
+    return out_dir
+
+
+def load(workdir):
+    """(WordVectors, vocabulary words): the trained input vectors."""
+    vectors = _vectors(workdir)
+    return vectors, vectors.words

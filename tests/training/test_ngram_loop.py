@@ -8,9 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from llm_jax.training.commands import evaluate_workdir
+from llm_jax.training.commands import evaluate_workdir, train
 from llm_jax.training.metrics import read_metrics
-from llm_jax.training.trainer import train
 from tests.conftest import REPO, load_config
 
 
@@ -78,7 +77,7 @@ def test_modified_kn5_reproduces_mikolov_on_ptb_test(real_data_dir, tmp_path):
 def test_generate_continues_the_prompt(real_data_dir, tmp_path):
     from llm_jax.data import load_tokenizer
     from llm_jax.models.ngram import NGramLM
-    from llm_jax.training.ngram_loop import generate_text
+    from llm_jax.training.ngram_loop import generate as generate_text
 
     workdir = str(tmp_path / "run")
     train(load_config("ngram", "kn3"), workdir)

@@ -42,7 +42,7 @@ def test_tiny_run_loss_falls_and_vectors_load_in_gensim(small_corpus, tmp_path):
     assert 0 < summary["analogy"]["total"] and summary["analogy"]["skipped"] > 0
     assert np.isfinite(summary["wordsim_spearman"]) and summary["wordsim"]["pairs"] > 10
     # re-evaluating the saved vectors gives the numbers written at the end of training
-    again = word2vec_loop.evaluate_workdir(str(workdir))
+    again = word2vec_loop.evaluate(str(workdir))
     assert again["analogy_accuracy"] == summary["analogy_accuracy"]
     assert again["wordsim_spearman"] == pytest.approx(summary["wordsim_spearman"], abs=1e-6)
     # a finished run resumes from its last checkpoint and trains nothing more
@@ -82,4 +82,4 @@ def test_bad_inputs_are_named(tmp_path, small_corpus):
 
 def test_evaluate_workdir_without_vectors(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json not found"):
-        word2vec_loop.evaluate_workdir(str(tmp_path))
+        word2vec_loop.evaluate(str(tmp_path))

@@ -1,0 +1,155 @@
+"""Start a new run from another run's parameters (`config.init_from`): fine-tuning, growing a
+model, or swapping a head.
+
+Every parameter whose path and shape match is copied (cast to the new model's dtype); the rest
+keep their fresh initialisation, and init_from.json in the new workdir lists which is which.
+The source is read without its config: the parameter tree comes from the checkpoint's own
+Orbax metadata, and only the `params` subtree is restored, not the optimizer state.
+"""
+
+import json
+import os
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from llm_jax.training.checkpoints import CheckpointError
+from llm_jax.training.optimizer import path_str
+
+REPORT_FILE = "init_from.json"
+
+
+def _flat(tree) -> dict:
+    return {path_str(p): x for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _cast_like(source, target):
+    value = np.asarray(source).astype(target.dtype)
+    if isinstance(target, jax.Array):  # keep the fresh state's placement (its sharding)
+        return jax.device_put(value, target.sharding)
+    return value
+
+
+def load_matching(target_params, source_params):
+    """(params, report): `target_params` with every leaf of the same path and shape in
+    `source_params` replaced by the source's value, cast to the target's dtype.
+
+    Paths are "/"-joined keys, so a source restored with string keys ("cells/0") matches a
+    target with integer ones. report = {"loaded": [path], "new": [path in the target only or
+    of another shape], "left_out": [path in the source only], "mismatched": [(path, source
+    shape, target shape)]}.
+    """
+    source = _flat(source_params)
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(target_params)
+    report = {"loaded": [], "new": [], "left_out": [], "mismatched": []}
+    out = []
+    for path, target in leaves:
+        key = path_str(path)
+        src = source.get(key)
+        if src is not None and tuple(np.shape(src)) == tuple(np.shape(target)):
+            out.append(_cast_like(src, target))
+            report["loaded"].append(key)
+            continue
+        if src is not None:
+            report["mismatched"].append((key, tuple(np.shape(src)), tuple(np.shape(target))))
+        report["new"].append(key)
+        out.append(target)
+    targets = {path_str(p) for p, _ in leaves}
+    report["left_out"] = [k for k in source if k not in targets]
+    return jax.tree_util.tree_unflatten(treedef, out), report
+
+
+def _locate(path):
+    """(checkpoints directory, step or None for the latest) of a workdir, checkpoints/ or
+    checkpoints/<step> directory."""
+    p = os.path.abspath(os.path.expanduser(str(path)))
+    name = os.path.basename(p)
+    if name.isdigit() and os.path.isdir(os.path.join(p, "state")):
+        return os.path.dirname(p), int(name)
+    for ckdir in (os.path.join(p, "checkpoints"), p):
+        if os.path.isdir(ckdir) and any(n.isdigit() and os.path.isdir(os.path.join(ckdir, n, "state"))
+                                        for n in os.listdir(ckdir)):
+            return ckdir, None
+    raise FileNotFoundError(
+        f"init_from {path}: not a training workdir (holding checkpoints/<step>/state) or a "
+        "checkpoint step directory (checkpoints/<step>)")
+
+
+def read_source_params(path) -> dict:
+    """The params subtree of the checkpoint at `path` (a workdir: its latest finished step;
+    or a checkpoints/<step> directory), as a nested dict of numpy arrays."""
+    ckdir, step = _locate(path)
+    # A PyTree handler reads what Checkpointer's StandardSave wrote and can restore a subtree.
+    options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
+    manager = ocp.CheckpointManager(ckdir, options=options, item_handlers={
+        "state": ocp.PyTreeCheckpointHandler(), "data": ocp.JsonCheckpointHandler()})
+    try:
+        step = manager.latest_step() if step is None else step
+        if step is None or step not in manager.all_steps():
+            raise FileNotFoundError(f"init_from {path}: no finished checkpoint in {ckdir}")
+        where = os.path.join(ckdir, str(step))
+        try:
+            tree = manager.item_metadata(step)["state"].tree
+        except Exception as e:  # noqa: BLE001 (orbax raises many types for unreadable files)
+            raise CheckpointError(f"init_from {where}: checkpoint cannot be read "
+                                  f"({type(e).__name__}: {e})") from e
+        if not isinstance(tree, dict) or "params" not in tree:
+            raise CheckpointError(f"init_from {where}: the checkpoint holds no 'params' (keys: "
+                                  f"{sorted(tree) if isinstance(tree, dict) else type(tree).__name__})")
+        meta = tree["params"]
+        item = {"params": jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), meta)}
+        # restore_type=np.ndarray: whole arrays on the host, whatever mesh wrote them
+        restore_args = {"params": jax.tree.map(
+            lambda m: ocp.RestoreArgs(restore_type=np.ndarray), meta)}
+        try:
+            restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+                item=item, restore_args=restore_args, partial_restore=True)))
+        except Exception as e:  # noqa: BLE001
+            raise CheckpointError(f"init_from {where}: parameters cannot be restored "
+                                  f"({type(e).__name__}: {e})") from e
+    finally:
+        manager.close()
+    return restored["state"]["params"]
+
+
+def summary_line(report, source="") -> str:
+    def names(key, limit=3):
+        items = [m[0] if isinstance(m, (tuple, list)) else m for m in report[key]]
+        more = f", ... (+{len(items) - limit})" if len(items) > limit else ""
+        return f" ({', '.join(items[:limit])}{more})" if items else ""
+
+    total = len(report["loaded"]) + len(report["new"])
+    src = f" from {source}" if source else ""
+    return (f"init_from: loaded {len(report['loaded'])}/{total} parameters{src}; "
+            f"{len(report['new'])} fresh{names('new')}, {len(report['mismatched'])} of another "
+            f"shape{names('mismatched')}, {len(report['left_out'])} left out{names('left_out')}")
+
+
+def write_report(report, workdir, source="") -> str:
+    """Writes WORKDIR/init_from.json (the report, its source and a summary); returns the summary."""
+    line = summary_line(report, source)
+    doc = {"source": str(source), "summary": line, **{k: report[k] for k in report}}
+    doc["mismatched"] = [{"path": p, "source_shape": list(s), "target_shape": list(t)}
+                         for p, s, t in report["mismatched"]]
+    path = os.path.join(workdir, REPORT_FILE)
+    with open(path + ".tmp", "w") as f:  # replaced only once complete
+        json.dump(doc, f, indent=2)
+    os.replace(path + ".tmp", path)
+    return line
+
+
+def init_state_from(state: dict, source, workdir) -> dict:
+    """A fresh train state with its params loaded from `source` where they match (see
+    load_matching); writes the report and prints its summary.
+
+    The optimizer state is kept: AdamW/SGD state (zero moments, a zero count) does not depend
+    on the parameters' values.
+    """
+    params, report = load_matching(state["params"], read_source_params(source))
+    if not report["loaded"]:
+        raise ValueError(f"config.init_from={source!r}: no parameter matches the model by path "
+                         f"and shape (source has {report['left_out'][:3]}..., model has "
+                         f"{report['new'][:3]}...)")
+    print(write_report(report, workdir, source), flush=True)
+    return {**state, "params": params}
