@@ -1,13 +1,17 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-from llm_jax.decoding import filter_logits, generate
+from llm_jax.decoding import filter_logits
 from llm_jax.models import build_model, default_model_config
+from llm_jax.tasks.lm_decoding import generate
 
 
+@functools.cache
 def model(variant="gpt2"):
     cfg = default_model_config("gpt")
     # A larger init makes a random model's greedy output vary, so the comparison means something.
