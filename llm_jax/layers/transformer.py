@@ -1,62 +1,17 @@
-"""Decoder-only Transformer blocks (pre- or post-LN) and a layer stack scanned over depth."""
+"""Stacks of Transformer blocks: parameters stacked on a leading `layers` axis, or one shared
+block (ALBERT) applied `num_layers` times.
 
-import dataclasses
+`scan_layers=True` runs the layers as one `jax.lax.scan`, so compile time does not grow with
+depth; False is a Python loop that indexes layer i out of the same stacked parameters (same
+checkpoints, the same numbers to float rounding; XLA may then fuse across layers). `remat`
+rematerialises each layer's activations in the backward pass.
+"""
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from llm_jax.layers.attention import SelfAttention
-from llm_jax.layers.mlp import MLP
-from llm_jax.layers.norms import LayerNorm
-
-
-@dataclasses.dataclass(frozen=True)
-class BlockConfig:
-    embed_dim: int
-    num_heads: int
-    mlp_dim: int
-    num_layers: int
-    pre_ln: bool = True
-    dropout_rate: float = 0.0
-    use_bias: bool = True
-    activation: str = "gelu_tanh"
-    ln_eps: float = 1e-5
-    init_std: float = 0.02
-    scaled_residual_init: bool = True  # GPT-2: residual projections get std / sqrt(2 * layers)
-    dtype: jnp.dtype = jnp.float32
-    param_dtype: jnp.dtype = jnp.float32
-
-
-class DecoderBlock(nnx.Module):
-    def __init__(self, cfg: BlockConfig, *, rngs):
-        out_std = cfg.init_std
-        if cfg.scaled_residual_init:
-            out_std = cfg.init_std / (2 * cfg.num_layers) ** 0.5
-        common = dict(use_bias=cfg.use_bias, init_std=cfg.init_std, out_init_std=out_std,
-                      dropout_rate=cfg.dropout_rate, dtype=cfg.dtype,
-                      param_dtype=cfg.param_dtype, rngs=rngs)
-        norm = dict(eps=cfg.ln_eps, use_bias=cfg.use_bias, param_dtype=cfg.param_dtype, rngs=rngs)
-        self.pre_ln = cfg.pre_ln
-        self.ln1 = LayerNorm(cfg.embed_dim, **norm)
-        self.attn = SelfAttention(cfg.embed_dim, cfg.num_heads, **common)
-        self.ln2 = LayerNorm(cfg.embed_dim, **norm)
-        self.mlp = MLP(cfg.embed_dim, cfg.mlp_dim, activation=cfg.activation, **common)
-
-    def __call__(self, x, *, mask=None, dropout_key=None, cache=None):
-        k_attn = k_mlp = None
-        if dropout_key is not None:
-            k_attn, k_mlp = jax.random.split(dropout_key)
-        if self.pre_ln:  # GPT-2: x + f(LN(x))
-            y, cache = self.attn(self.ln1(x), mask=mask, dropout_key=k_attn, cache=cache)
-            x = x + y
-            x = x + self.mlp(self.ln2(x), k_mlp)
-        else:  # GPT-1 / original Transformer: LN(x + f(x))
-            y, cache = self.attn(x, mask=mask, dropout_key=k_attn, cache=cache)
-            x = self.ln1(x + y)
-            x = self.ln2(x + self.mlp(x, k_mlp))
-        return x, cache
-
+from llm_jax.layers.blocks import BlockConfig, DecoderBlock, EncoderBlock
 
 REMAT_POLICIES = {
     "none": None,
@@ -65,46 +20,115 @@ REMAT_POLICIES = {
 }
 
 
-class DecoderStack(nnx.Module):
-    """`num_layers` blocks whose parameters are stacked on a leading `layers` axis.
-
-    The forward pass is one `jax.lax.scan` over that axis, so compile time does not grow with
-    depth; `remat` rematerialises each block's activations in the backward pass.
-    """
-
-    def __init__(self, cfg: BlockConfig, *, remat="none", rngs):
+class _Stack(nnx.Module):
+    def __init__(self, make_block, num_layers, *, shared, remat, scan_layers, rngs):
         if remat not in REMAT_POLICIES:
             raise ValueError(f"model.remat={remat!r}: expected one of {sorted(REMAT_POLICIES)}")
-        self.num_layers, self.remat = cfg.num_layers, remat
+        self.num_layers, self.shared = num_layers, shared
+        self.remat, self.scan_layers = remat, scan_layers
+        if shared:
+            self.block = make_block(rngs)
+        else:
+            @nnx.split_rngs(splits=num_layers)
+            @nnx.vmap(in_axes=(0,), out_axes=0, transform_metadata={nnx.PARTITION_NAME: "layers"})
+            def make_blocks(rngs):
+                return make_block(rngs)
 
-        @nnx.split_rngs(splits=cfg.num_layers)
-        @nnx.vmap(in_axes=(0,), out_axes=0, transform_metadata={nnx.PARTITION_NAME: "layers"})
-        def make_blocks(rngs):
-            return DecoderBlock(cfg, rngs=rngs)
+            self.blocks = make_blocks(rngs)
 
-        self.blocks = make_blocks(rngs)
+    def _layers(self, call, x, dropout_key, cache_L):
+        """Threads x through the layers; `call(block, x, key, layer_cache) -> (x, layer_cache)`.
 
-    def __call__(self, x, *, mask=None, dropout_key=None, cache=None):
-        graphdef, state = nnx.split(self.blocks)
+        `cache_L` (or None) holds one entry per layer on a leading axis, as does the result.
+        """
+        graphdef, state = nnx.split(self.block if self.shared else self.blocks)
         keys = None if dropout_key is None else jax.random.split(dropout_key, self.num_layers)
-        layer_cache = None if cache is None else {"k": cache["k"], "v": cache["v"]}
 
-        def body(x, layer):
-            layer_state, key, kv = layer
-            c = None if kv is None else {**kv, "index": cache["index"]}
-            x, c = nnx.merge(graphdef, layer_state)(x, mask=mask, dropout_key=key, cache=c)
-            return x, None if c is None else {"k": c["k"], "v": c["v"]}
+        def layer(layer_state, x, key, c):
+            return call(nnx.merge(graphdef, layer_state), x, key, c)
 
         if self.remat != "none":
-            body = jax.checkpoint(body, policy=REMAT_POLICIES[self.remat])
-        x, new_kv = jax.lax.scan(body, x, (state, keys, layer_cache))
+            layer = jax.checkpoint(layer, policy=REMAT_POLICIES[self.remat])
+        if self.scan_layers:
+            def body(x, xs):
+                layer_state, key, c = xs
+                return layer(state if self.shared else layer_state, x, key, c)
+
+            xs = (None if self.shared else state, keys, cache_L)
+            return jax.lax.scan(body, x, xs, length=self.num_layers)
+        new_cache = []
+        for i in range(self.num_layers):
+            at_i = lambda tree, i=i: jax.tree.map(lambda a: a[i], tree)  # noqa: E731
+            x, c = layer(state if self.shared else at_i(state), x,
+                         None if keys is None else keys[i], at_i(cache_L))
+            new_cache.append(c)
+        return x, jax.tree.map(lambda *cs: jnp.stack(cs), *new_cache)
+
+
+class EncoderStack(_Stack):
+    """`cfg.num_layers` EncoderBlocks; `shared=True`: one block applied num_layers times."""
+
+    def __init__(self, cfg: BlockConfig, *, shared=False, remat="none", scan_layers=True, rngs):
+        super().__init__(lambda rngs: EncoderBlock(cfg, rngs=rngs), cfg.num_layers,
+                         shared=shared, remat=remat, scan_layers=scan_layers, rngs=rngs)
+
+    def __call__(self, x_BTD, *, mask=None, bias=None, dropout_key=None):
+        """x_BTD after every layer; `mask`/`bias` (see EncoderBlock) are the same for all."""
+        def call(block, x, key, _):
+            return block(x, mask=mask, bias=bias, dropout_key=key), None
+
+        x_BTD, _ = self._layers(call, x_BTD, dropout_key, None)
+        return x_BTD
+
+
+class DecoderStack(_Stack):
+    """`cfg.num_layers` DecoderBlocks (optionally with cross-attention) and their cache.
+
+    Cache (from `init_cache`): {"k", "v": [L, B, S_max, H, D], "index": int32[]}, plus
+    "cross_k", "cross_v": [L, B, S_enc, H, D] when built with `encoded`. Every array but the
+    index has the batch on axis 1, so beam search can reorder it uniformly.
+    """
+
+    def __init__(self, cfg: BlockConfig, *, cross_attention=False, shared=False, remat="none",
+                 scan_layers=True, rngs):
+        self.cfg, self.cross_attention = cfg, cross_attention
+        super().__init__(lambda rngs: DecoderBlock(cfg, cross_attention=cross_attention,
+                                                   rngs=rngs),
+                         cfg.num_layers, shared=shared, remat=remat, scan_layers=scan_layers,
+                         rngs=rngs)
+
+    def __call__(self, x_BTD, *, mask=None, bias=None, encoded=None, cross_mask=None,
+                 cross_bias=None, dropout_key=None, cache=None):
+        """(x_BTD, cache); the keyword inputs (see DecoderBlock) are the same for every layer."""
+        cache_L = None if cache is None else {n: a for n, a in cache.items() if n != "index"}
+
+        def call(block, x, key, c):
+            if c is not None:
+                c = {**c, "index": cache["index"]}
+            x, c = block(x, mask=mask, bias=bias, encoded=encoded, cross_mask=cross_mask,
+                         cross_bias=cross_bias, dropout_key=key, cache=c)
+            return x, None if c is None else {n: a for n, a in c.items() if n != "index"}
+
+        x_BTD, cache_L = self._layers(call, x_BTD, dropout_key, cache_L)
         if cache is not None:
-            cache = {**new_kv, "index": cache["index"] + x.shape[1]}
-        return x, cache
+            cache = {**cache_L, "index": cache["index"] + x_BTD.shape[1]}
+        return x_BTD, cache
 
-
-def init_stack_cache(cfg: BlockConfig, batch, max_len, dtype=jnp.float32):
-    shape = (cfg.num_layers, batch, max_len, cfg.num_heads, cfg.embed_dim // cfg.num_heads)
-    return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype),
-            "index": jnp.zeros((), jnp.int32)}
-
+    def init_cache(self, batch, max_len, dtype=jnp.float32, *, encoded=None):
+        """An empty cache; with `encoded` [B, S_enc, D], also every layer's cross-attention
+        keys/values of it, computed once here instead of at every decoding step."""
+        cfg = self.cfg
+        shape = (cfg.num_layers, batch, max_len, cfg.num_heads, cfg.embed_dim // cfg.num_heads)
+        cache = {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype),
+                 "index": jnp.zeros((), jnp.int32)}
+        if encoded is None:
+            return cache
+        if not self.cross_attention:
+            raise ValueError("init_cache(encoded=...) needs a DecoderStack with cross_attention")
+        if self.shared:
+            kv = self.block.cross_attn.cross_cache(encoded)
+            kv = {n: jnp.broadcast_to(a, (cfg.num_layers, *a.shape)) for n, a in kv.items()}
+        else:
+            graphdef, state = nnx.split(self.blocks)
+            kv = jax.vmap(lambda s: nnx.merge(graphdef, s).cross_attn.cross_cache(encoded))(state)
+        return {**cache, "cross_k": kv["k"].astype(dtype), "cross_v": kv["v"].astype(dtype)}

@@ -12,7 +12,6 @@ from llm_jax.layers import (
     Embed,
     LayerNorm,
     LearnedPositions,
-    init_stack_cache,
 )
 from llm_jax.layers.params import dense, normal, param
 
@@ -38,6 +37,7 @@ def default_config() -> ml_collections.ConfigDict:
         dropout_rate=0.0, use_bias=True, activation="gelu_tanh", init_std=0.02,
         tie_embeddings=True, dtype="float32", param_dtype="float32",
         remat="none",  # "none" | "full" | "dots"
+        scan_layers=True,  # False: a Python loop over the same stacked layer parameters
     ))
 
 
@@ -60,7 +60,9 @@ class GPT(nnx.Module):
         emb = dict(init_std=cfg.init_std, dtype=self.dtype, param_dtype=param_dtype, rngs=rngs)
         self.embed = Embed(cfg.vocab_size, cfg.embed_dim, **emb)
         self.positions = LearnedPositions(cfg.max_len, cfg.embed_dim, **emb)
-        self.stack = DecoderStack(self.block_cfg, remat=cfg.remat, rngs=rngs)
+        # .get: configs saved in workdirs before scan_layers existed still load.
+        self.stack = DecoderStack(self.block_cfg, remat=cfg.remat,
+                                  scan_layers=cfg.get("scan_layers", True), rngs=rngs)
         self.final_ln = (LayerNorm(cfg.embed_dim, use_bias=cfg.use_bias, param_dtype=param_dtype,
                                    rngs=rngs) if final_ln else None)
         self.head = None if cfg.tie_embeddings else param(
@@ -93,4 +95,4 @@ class GPT(nnx.Module):
 
     def init_cache(self, batch, max_len=None):
         """An empty KV cache for `batch` sequences of up to `max_len` (default model.max_len)."""
-        return init_stack_cache(self.block_cfg, batch, max_len or self.max_len, self.dtype)
+        return self.stack.init_cache(batch, max_len or self.max_len, self.dtype)

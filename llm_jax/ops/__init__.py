@@ -5,6 +5,7 @@ from llm_jax.ops.attention import (
     combine_masks,
     dot_product_attention,
     padding_mask,
+    segment_mask,
 )
 from llm_jax.ops.dropout import dropout
 from llm_jax.ops.losses import cross_entropy_per_token, softmax_cross_entropy
@@ -21,6 +22,7 @@ __all__ = [
     "learned_positions",
     "padding_mask",
     "rms_norm",
+    "segment_mask",
     "sinusoidal_positions",
     "softmax_cross_entropy",
 ]

@@ -1,6 +1,7 @@
 """Attention masks and scaled dot-product attention.
 
-Masks are boolean with True = may attend, broadcastable to [B, H, T, S].
+Masks are boolean with True = may attend, broadcastable to [B, H, T, S]. Additive biases
+(T5's relative position bias, ALiBi) are float arrays broadcastable to the same shape.
 """
 
 import math
@@ -30,6 +31,19 @@ def padding_mask(valid_BS):
     return valid_BS.astype(bool)[:, None, None, :]
 
 
+def segment_mask(segment_ids_q_BT, segment_ids_kv_BS):
+    """bool[B, 1, T, S]: True where query and key belong to the same packed example.
+
+    Give padding an id of its own (usually 0): real tokens then never see it, and padded
+    queries still see each other, so no row is fully masked.
+    """
+    seg_q, seg_kv = jnp.asarray(segment_ids_q_BT), jnp.asarray(segment_ids_kv_BS)
+    if seg_q.ndim != 2 or seg_kv.ndim != 2 or seg_q.shape[0] != seg_kv.shape[0]:
+        raise ValueError(f"segment_mask expects [B, T] and [B, S] segment ids, got shapes "
+                         f"{seg_q.shape} and {seg_kv.shape}")
+    return (seg_q[:, :, None] == seg_kv[:, None, :])[:, None]
+
+
 def combine_masks(*masks):
     """Logical AND of the non-None masks (broadcasting); None if all are None."""
     masks = [m for m in masks if m is not None]
@@ -41,11 +55,14 @@ def combine_masks(*masks):
     return out
 
 
-def dot_product_attention(q_BTHD, k_BSHD, v_BSHD, mask=None, *, dropout_rate=0.0, dropout_key=None):
-    """softmax(q k^T / sqrt(D)) v, with logits and softmax in float32.
+def dot_product_attention(q_BTHD, k_BSHD, v_BSHD, mask=None, bias=None, *, scale=None,
+                          dropout_rate=0.0, dropout_key=None):
+    """softmax(scale * q k^T + bias, where mask) v, with logits and softmax in float32.
 
-    k/v may have fewer heads than q (grouped-query attention): query head h
-    reads kv head h // (H_q // H_kv). Output has q's dtype.
+    `scale` defaults to 1 / sqrt(D); T5 uses 1.0 (its initialisation absorbs the factor).
+    `bias` must be finite: masking is the boolean `mask`'s job, which is applied after the
+    bias so a fully masked row stays finite. k/v may have fewer heads than q (grouped-query
+    attention): query head h reads kv head h // (H_q // H_kv). Output has q's dtype.
     """
     if q_BTHD.ndim != 4 or k_BSHD.ndim != 4 or v_BSHD.ndim != 4:
         raise ValueError(
@@ -67,7 +84,14 @@ def dot_product_attention(q_BTHD, k_BSHD, v_BSHD, mask=None, *, dropout_rate=0.0
     # float32 accumulation: bf16 logits would make the softmax visibly wrong.
     logits_BHTS = jnp.einsum(
         "bthd,bshd->bhts", q_BTHD, k_BSHD, preferred_element_type=jnp.float32
-    ) * (1.0 / math.sqrt(D))
+    ) * (1.0 / math.sqrt(D) if scale is None else scale)
+    if bias is not None:
+        bias = jnp.asarray(bias)
+        if not jnp.issubdtype(bias.dtype, jnp.floating):
+            # A boolean mask passed as bias would add 0/1 to the logits and mask nothing.
+            raise ValueError(f"bias must be a float array (additive), got dtype {bias.dtype}; "
+                             "pass boolean masks as `mask`")
+        logits_BHTS = logits_BHTS + bias.astype(jnp.float32)
     if mask is not None:
         mask = jnp.asarray(mask)
         if mask.dtype != jnp.bool_:

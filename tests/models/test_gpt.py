@@ -87,3 +87,40 @@ def test_too_long_input_is_named():
     model = build_model(small_cfg(), rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="max_len"):
         model(tokens(T=20))
+
+
+def test_parameter_tree_is_pinned():
+    """Checkpoints and the HF mapping depend on these paths and shapes."""
+    model = build_model(small_cfg(), rngs=nnx.Rngs(0))
+    shapes = jax.tree.map(jnp.shape, nnx.to_pure_dict(nnx.state(model)))
+    L, D, H = 3, 16, 2
+    assert shapes["stack"]["blocks"] == {
+        "ln1": {"scale": (L, D), "bias": (L, D)}, "ln2": {"scale": (L, D), "bias": (L, D)},
+        "attn": {"qkv": (L, D, 3, H, 8), "qkv_bias": (L, 3, H, 8), "out": (L, H, 8, D),
+                 "out_bias": (L, D)},
+        "mlp": {"fc": (L, D, 64), "fc_bias": (L, 64), "proj": (L, 64, D), "proj_bias": (L, D)}}
+    assert set(shapes) == {"embed", "positions", "stack", "final_ln"}
+
+
+def test_scan_layers_switch_keeps_outputs_gradients_and_cache():
+    x = tokens()
+    models = [build_model(small_cfg(scan_layers=s), rngs=nnx.Rngs(0)) for s in (True, False)]
+    outs = []
+    for model in models:
+        graphdef, state = nnx.split(model)
+        loss = lambda s, g=graphdef: jnp.mean(nnx.merge(g, s)(x)[..., 0])  # noqa: E731
+        outs.append((model(x), jax.grad(loss)(state)))
+    (scan_logits, scan_grads), (loop_logits, loop_grads) = outs
+    np.testing.assert_allclose(loop_logits, scan_logits, atol=1e-5)
+    for a, b in zip(jax.tree.leaves(loop_grads), jax.tree.leaves(scan_grads), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    for model in models:  # cached decoding, one token at a time, matches the full pass
+        cache = model.init_cache(2, 16)
+        assert cache["k"].shape == (3, 2, 16, 2, 8) and cache["index"].dtype == jnp.int32
+        step = jax.jit(lambda t, c, m=model: m.forward(t, cache=c))
+        logits, cache = step(x[:, :8], cache)
+        steps = [logits]
+        for t in range(8, 12):
+            logits, cache = step(x[:, t:t + 1], cache)
+            steps.append(logits)
+        np.testing.assert_allclose(jnp.concatenate(steps, 1), scan_logits, atol=1e-4)

@@ -11,18 +11,22 @@ from llm_jax.ops import (
     dot_product_attention,
     dropout,
     padding_mask,
+    segment_mask,
 )
 
 # One compile per test instead of one per eager primitive keeps the suite fast.
 attn = jax.jit(dot_product_attention, static_argnames="dropout_rate")
 
 
-def ref_attention(q, k, v, mask=None, probs_scale=1.0):
-    """float64 NumPy reference; q [B,T,H,D], k/v [B,S,Hkv,D], mask bool -> [B,H,T,S]."""
+def ref_attention(q, k, v, mask=None, probs_scale=1.0, bias=None, scale=None):
+    """float64 NumPy reference; q [B,T,H,D], k/v [B,S,Hkv,D], mask bool / bias -> [B,H,T,S]."""
     q, k, v = (np.asarray(a, np.float64) for a in (q, k, v))
     rep = q.shape[2] // k.shape[2]
     k, v = np.repeat(k, rep, axis=2), np.repeat(v, rep, axis=2)
-    logits = np.einsum("bthd,bshd->bhts", q, k) / np.sqrt(q.shape[-1])
+    scale = 1 / np.sqrt(q.shape[-1]) if scale is None else scale
+    logits = np.einsum("bthd,bshd->bhts", q, k) * scale
+    if bias is not None:
+        logits = logits + np.asarray(bias, np.float64)
     if mask is not None:
         logits = np.where(np.asarray(mask), logits, -1e30)
     logits = logits - logits.max(-1, keepdims=True)
@@ -65,6 +69,27 @@ def test_padding_and_combine_masks():
         padding_mask(np.ones(3, bool))
 
 
+def test_segment_mask_for_packed_examples():
+    seg_q = np.array([[1, 1, 2, 2, 0]])
+    seg_kv = np.array([[1, 2, 2, 0]])
+    m = segment_mask(seg_q, seg_kv)
+    assert m.shape == (1, 1, 5, 4) and m.dtype == jnp.bool_
+    expected = np.array([[1, 0, 0, 0], [1, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 1]])
+    np.testing.assert_array_equal(m[0, 0], expected.astype(bool))
+    with pytest.raises(ValueError, match="segment ids"):
+        segment_mask(seg_q[0], seg_kv)
+
+
+def test_packed_examples_do_not_see_each_other():
+    # Two examples packed in one row give the same outputs as each run on its own.
+    q, k, v = rand_qkv(B=1, T=5, S=5)
+    seg = np.array([[1, 1, 1, 2, 2]])
+    packed = attn(q, k, v, combine_masks(causal_mask(5), segment_mask(seg, seg)))
+    first = attn(q[:, :3], k[:, :3], v[:, :3], causal_mask(3))
+    second = attn(q[:, 3:], k[:, 3:], v[:, 3:], causal_mask(2))
+    np.testing.assert_allclose(packed, np.concatenate([first, second], 1), atol=1e-6)
+
+
 def test_no_mask_matches_reference():
     q, k, v = rand_qkv(T=3, S=6)
     np.testing.assert_allclose(attn(q, k, v), ref_attention(q, k, v), atol=1e-5)
@@ -96,6 +121,55 @@ def test_fully_masked_row_is_finite():
     np.testing.assert_allclose(out[1], np.broadcast_to(v[1].mean(0), out[1].shape), atol=1e-5)
     grads = jax.jit(jax.grad(lambda q: attn(q, k, v, padding_mask(valid)).sum()))(q)
     assert np.all(np.isfinite(grads))
+
+
+def alibi_bias(H, T, S):
+    """ALiBi's -slope_h * distance, [1, H, T, S]: a bias that differs per head and position."""
+    slopes = 2.0 ** (-8.0 * np.arange(1, H + 1) / H)
+    dist = np.abs(np.arange(T)[:, None] - np.arange(S)[None, :])
+    return (-slopes[:, None, None] * dist)[None].astype(np.float32)
+
+
+def test_bias_matches_reference():
+    q, k, v = rand_qkv(T=3, S=6)
+    # A [B, H, T, S] bias and ALiBi's [1, H, T, S] both broadcast.
+    full = np.random.default_rng(1).standard_normal((2, 2, 3, 6)).astype(np.float32)
+    for bias in (full, alibi_bias(2, 3, 6)):
+        np.testing.assert_allclose(attn(q, k, v, bias=bias), ref_attention(q, k, v, bias=bias),
+                                   atol=1e-5)
+    # A bias constant along the keys cancels in the softmax.
+    np.testing.assert_allclose(attn(q, k, v, bias=np.full((1, 2, 3, 1), 7.0, np.float32)),
+                               attn(q, k, v), atol=1e-5)
+
+
+def test_mask_and_bias_together():
+    q, k, v = rand_qkv()
+    valid = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], bool)
+    mask = combine_masks(causal_mask(5), padding_mask(valid))
+    bias = alibi_bias(2, 5, 5)
+    out = attn(q, k, v, mask, bias)
+    np.testing.assert_allclose(out, ref_attention(q, k, v, mask, bias=bias), atol=1e-5)
+    # Masked keys get no weight however large their bias.
+    huge = np.where(np.asarray(mask), 0.0, 1e4).astype(np.float32)
+    np.testing.assert_allclose(attn(q, k, v, mask, huge), attn(q, k, v, mask), atol=1e-5)
+
+
+def test_fully_masked_row_with_bias_is_finite():
+    q, k, v = rand_qkv(S=3)
+    valid = np.array([[1, 1, 0], [0, 0, 0]], bool)
+    bias = np.random.default_rng(2).standard_normal((2, 2, 5, 3)).astype(np.float32) * 10
+    f = jax.jit(lambda q, bias: attn(q, k, v, padding_mask(valid), bias))
+    assert np.all(np.isfinite(f(q, bias)))
+    grads = jax.grad(lambda q, bias: f(q, bias).sum(), argnums=(0, 1))(q, bias)
+    assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_scale():
+    q, k, v = rand_qkv()
+    np.testing.assert_allclose(attn(q, k, v, scale=1.0), ref_attention(q, k, v, scale=1.0),
+                               atol=1e-5)
+    # The default is 1 / sqrt(D).
+    np.testing.assert_allclose(attn(q, k, v, scale=0.5), attn(q, k, v), atol=1e-6)
 
 
 def test_bf16_inputs_use_f32_softmax():
@@ -155,5 +229,7 @@ def test_bad_inputs_raise():
         dot_product_attention(q, k[:, :, :2], v[:, :, :2])
     with pytest.raises(ValueError, match="boolean"):
         dot_product_attention(q, k, v, np.zeros((5, 5), np.float32))
+    with pytest.raises(ValueError, match="bias must be a float"):
+        dot_product_attention(q, k, v, bias=np.ones((5, 5), bool))
     with pytest.raises(ValueError, match="shapes"):
         dot_product_attention(q[0], k, v)

@@ -1,4 +1,6 @@
+import json
 import os
+import time
 
 import jax
 import jax.numpy as jnp
@@ -6,11 +8,22 @@ import ml_collections
 import numpy as np
 import pytest
 
+from llm_jax.training import trainer
 from llm_jax.training.commands import sweep
-from llm_jax.training.experiment import Experiment
+from llm_jax.training.experiment import Experiment, save_config
 from llm_jax.training.optimizer import decay_mask, make_schedule
 from llm_jax.training.steps import make_train_step
-from llm_jax.training.sweeps import apply_overrides, grid, random_search, zip_
+from llm_jax.training.sweeps import (
+    MAX_NAME_LEN,
+    apply_overrides,
+    grid,
+    random_search,
+    run_name,
+    run_sweep,
+    unfinished_reason,
+    zip_,
+)
+from tests.conftest import load_config, require_real_data
 
 
 def test_sweep_builders():
@@ -39,8 +52,8 @@ def test_sweep_runs_and_tabulates(tiny_config, tmp_path):
         "            for lr in (1e-3, 1e-2)]\n")
     out = tmp_path / "sweep"
     rows = sweep(tiny_config, str(sweep_file), str(out))
-    assert [r["run"] for r in rows] == ["lr=0.001,steps=6,eval_every=3",
-                                        "lr=0.01,steps=6,eval_every=3"]
+    assert [r["run"] for r in rows] == ["optimizer.lr=0.001,train.steps=6,train.eval_every=3",
+                                        "optimizer.lr=0.01,train.steps=6,train.eval_every=3"]
     assert all(np.isfinite(r["eval/loss"]) for r in rows)
     for name in ("results.csv", "results.md", "results.png"):
         assert (out / name).stat().st_size > 0
@@ -48,6 +61,130 @@ def test_sweep_runs_and_tabulates(tiny_config, tmp_path):
     mtime = os.path.getmtime(out / rows[0]["run"] / "summary.json")
     sweep(tiny_config, str(sweep_file), str(out))  # finished runs are not trained again
     assert os.path.getmtime(out / rows[0]["run"] / "summary.json") == mtime
+
+
+def test_run_names_keep_full_keys_and_stay_short():
+    assert run_name({"model.vocab_size": 8}) == "model.vocab_size=8"
+    assert run_name({"model.vocab_size": 8}) != run_name({"data.vocab_size": 8})
+    assert run_name({}) == "base"
+    # characters a path should not hold are replaced, and a hash keeps such names apart
+    slash, under = run_name({"data.corpus": "a/b"}), run_name({"data.corpus": "a_b"})
+    assert "/" not in slash and slash != under and slash.startswith("data.corpus=a_b-")
+    long = {f"model.layer_{i}.width": 1000 + i for i in range(20)}
+    name = run_name(long)
+    assert len(name) <= MAX_NAME_LEN and name.startswith("model.layer_0.width=1000,")
+    assert name != run_name({**long, "model.layer_19.width": 0})
+
+
+def _write_sweep(tmp_path, runs) -> str:
+    path = tmp_path / "sweep.py"
+    path.write_text(f"def get_sweep():\n    return {runs!r}\n")
+    return str(path)
+
+
+class FakeTrain:
+    """A train_fn that writes what every loop writes (config.json first, summary.json last)."""
+
+    def __init__(self, summary, steps_per_epoch=7, curve=((0, 4.0),)):
+        self.summary, self.steps_per_epoch, self.curve, self.calls = summary, steps_per_epoch, curve, []
+
+    def __call__(self, config, workdir):
+        self.calls.append(workdir)
+        os.makedirs(workdir, exist_ok=True)
+        config = ml_collections.ConfigDict(config.to_dict())
+        if config.train.epochs > 0:  # what Experiment derives at run time
+            config.train.steps = config.train.epochs * self.steps_per_epoch
+        save_config(config, workdir)
+        with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+            f.writelines(json.dumps({"step": s, "eval/loss": v}) + "\n" for s, v in self.curve)
+        summary = {"step": config.train.steps, **self.summary} if config.train.epochs else self.summary
+        with open(os.path.join(workdir, "summary.json"), "w") as f:
+            json.dump(summary, f)
+        return summary
+
+
+def _config():
+    return load_config("gpt_shakespeare", "tiny")
+
+
+def test_finished_epoch_run_is_skipped_and_changed_one_reruns(tmp_path):
+    runs = [{"train.epochs": 2, "model.vocab_size": 80}, {"train.epochs": 2, "data.vocab_size": 80}]
+    fake = FakeTrain({"train/loss": 1.5, "eval/loss": 1.7, "test/loss": 1.8, "test/perplexity": 6.0,
+                      "params": 1234, "ngrams": {"2": 10}, "corpus": "x"})
+    out = tmp_path / "sweep"
+    rows = run_sweep(_config(), _write_sweep(tmp_path, runs), str(out), fake)
+    assert len(set(fake.calls)) == 2  # model.vocab_size and data.vocab_size: two workdirs
+    assert rows[0]["step"] == 14 and rows[0]["test/perplexity"] == 6.0 and rows[0]["params"] == 1234
+    assert "ngrams" not in rows[0] and "corpus" not in rows[0]  # only numeric scalars
+    header = (out / "results.csv").read_text().splitlines()[0].split(",")
+    assert header[:4] == ["run", "train.epochs", "model.vocab_size", "data.vocab_size"]
+    assert {"test/loss", "test/perplexity", "train/loss", "eval/loss", "params"} <= set(header)
+    assert not (out / "results.png").exists()  # one eval/loss point per run is no curve
+    run_dir = out / rows[0]["run"]
+    assert unfinished_reason(apply_overrides(_config(), runs[0]), str(run_dir)) is None
+    run_sweep(_config(), _write_sweep(tmp_path, runs), str(out), fake)
+    assert len(fake.calls) == 2  # both finished: nothing trained again
+
+    # the same workdir, but its config.json was made with another value of an override
+    stored = json.loads((run_dir / "config.json").read_text())
+    stored["model"]["vocab_size"] = 99
+    (run_dir / "config.json").write_text(json.dumps(stored))
+    os.utime(run_dir / "summary.json")
+    run_sweep(_config(), _write_sweep(tmp_path, runs), str(out), fake)
+    assert fake.calls[2:] == [str(run_dir)]
+
+    # the base config changed under the sweep: every run is another run now
+    base = _config()
+    base.optimizer.lr = 0.5
+    run_sweep(base, _write_sweep(tmp_path, runs), str(out), fake)
+    assert len(fake.calls) == 5
+
+
+def test_rerun_that_died_after_rewriting_its_config_is_unfinished(tmp_path):
+    fake = FakeTrain({"eval/loss": 2.0})
+    cfg = apply_overrides(_config(), {"train.steps": 5})
+    fake(cfg, str(tmp_path))
+    assert unfinished_reason(cfg, str(tmp_path)) is None
+    longer = apply_overrides(_config(), {"train.steps": 9})
+    time.sleep(0.01)
+    save_config(longer, str(tmp_path))  # what a longer rerun writes before it is killed
+    assert "rewritten" in unfinished_reason(longer, str(tmp_path))
+
+
+def test_custom_loop_sweep_tabulates_without_a_plot(tmp_path, capsys):
+    """An n-gram-like run: no step, one scored row at step 0, test/* in its summary."""
+    fake = FakeTrain({"eval/perplexity": 150.0, "test/perplexity": 141.2, "train/tokens": 10})
+    out = tmp_path / "sweep"
+    rows = run_sweep(_config(), _write_sweep(tmp_path, [{"seed": 1}, {"seed": 2}]), str(out), fake)
+    assert [r["test/perplexity"] for r in rows] == [141.2, 141.2]
+    assert "not written" in capsys.readouterr().out
+    run_sweep(_config(), _write_sweep(tmp_path, [{"seed": 1}, {"seed": 2}]), str(out), fake)
+    assert len(fake.calls) == 2  # finished without a step count: still skipped
+    md = (out / "results.md").read_text()
+    assert "test/perplexity" in md and "141.2" in md
+
+
+def test_real_epoch_run_is_skipped_the_second_time(tmp_path, monkeypatch):
+    """trainer.train on a 10,000-character corpus: one epoch is a few dozen tiny steps."""
+    text = (require_real_data() / "tinyshakespeare" / "input.txt").read_text()[:10_000]
+    (tmp_path / "data" / "tinyshakespeare").mkdir(parents=True)
+    (tmp_path / "data" / "tinyshakespeare" / "input.txt").write_text(text)
+    monkeypatch.setenv("LLM_JAX_DATA_DIR", str(tmp_path / "data"))
+    cfg = _config()
+    cfg.train.update(progress_bar=False, eval_every=1000, checkpoint_every=1000)
+    cfg.data.test_split = "valid"
+    runs = [{"train.epochs": 1, "optimizer.lr": 1e-3}]
+    calls = []
+
+    def counted_train(config, workdir):
+        calls.append(workdir)
+        return trainer.train(config, workdir)
+
+    out = tmp_path / "sweep"
+    rows = run_sweep(cfg, _write_sweep(tmp_path, runs), str(out), counted_train)
+    assert rows[0]["step"] > 1 and np.isfinite(rows[0]["test/loss"]) and "train/loss" in rows[0]
+    rows2 = run_sweep(cfg, _write_sweep(tmp_path, runs), str(out), counted_train)
+    assert len(calls) == 1 and rows2 == rows
 
 
 def opt_cfg(**kw):
@@ -68,7 +205,8 @@ def test_schedules():
 
 
 def test_weight_decay_mask():
-    params = {"attn": {"qkv": 1, "qkv_bias": 2}, "ln1": {"scale": 3, "bias": 4}, "embed": 5}
+    params = {"attn": {"qkv": np.zeros((4, 3, 2, 2)), "qkv_bias": np.zeros((3, 2, 2))},
+              "ln1": {"scale": np.zeros(4), "bias": np.zeros(4)}, "embed": np.zeros((10, 4))}
     assert decay_mask(params) == {"attn": {"qkv": True, "qkv_bias": False},
                                   "ln1": {"scale": False, "bias": False}, "embed": True}
 
