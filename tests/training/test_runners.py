@@ -144,3 +144,18 @@ def test_export_of_each_kind(workdirs, no_data_dir, tmp_path):
     assert bilm.embed([["the", "game"]])[0].shape[1] == 2
     with pytest.raises(ValueError, match="export writes ELMo biLMs"):
         export_model(workdirs["gpt"], str(tmp_path / "gpt"))
+
+
+def test_readme_notebook_snippet(workdirs, no_data_dir):
+    """README.md, "Using a trained model", as written there."""
+    import jax
+
+    from llm_jax.tasks.lm_decoding import generate_tokens
+
+    model, tokenizer, config = llm_jax.load(workdirs["gpt"])
+    ids = generate_tokens(model, [tokenizer.encode("ROMEO:")], 100, key=jax.random.key(0),
+                          temperature=0.8, top_k=40)
+    assert len(ids[0]) == len(tokenizer.encode("ROMEO:")) + 100
+    assert tokenizer.decode(ids[0]).startswith("ROMEO:")
+    logits = model(jax.numpy.asarray([tokenizer.encode("To be, or not")]))
+    assert logits.shape == (1, 13, config.model.vocab_size)
