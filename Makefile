@@ -36,3 +36,9 @@ lint:
 
 clean:
 	rm -rf runs .pytest_cache
+
+# nanoGPT's char-level Shakespeare (cpu settings, about 7 minutes on 2 cores) as a pass/fail
+# reproduction; the report goes to runs/reproduce/shakespeare_char_cpu/report.md.
+.PHONY: reproduce-shakespeare
+reproduce-shakespeare:
+	$(PY) -m llm_jax.reproduce shakespeare_char_cpu

@@ -1,10 +1,23 @@
-"""`python -m llm_jax {train,eval,generate,sweep,download} ...` (also the `llm-jax` script)."""
+"""`python -m llm_jax {train,eval,generate,sweep,download,export} ...` (also the `llm-jax` script).
 
+Errors end the program with one `error: ...` line on stderr, naming the flag or file, and no
+traceback unless --verbosity=1 or higher is given. Exit status 2: the command line (a flag,
+a --config file, its variant or a --config.FIELD override) is wrong and nothing ran; 1: the
+command started and failed (bad data, checkpoint, sweep file, ...). absl itself exits 1 for
+both; 2 is the argparse/POSIX convention, and lets a script tell "never started" apart.
+"""
+
+import difflib
+import importlib.util
 import json
+import os
 import sys
+import traceback
 
 from absl import app, flags, logging
-from ml_collections import config_flags
+from ml_collections import ConfigDict, config_flags
+
+from llm_jax.allocator import tune_malloc
 
 COMMANDS = ("train", "eval", "generate", "sweep", "download", "export")
 USAGE = """usage:
@@ -14,7 +27,9 @@ USAGE = """usage:
                              --top_k=0 --top_p=1.0 --num_samples=1 --seed=0]
   python -m llm_jax sweep    --config=... --sweep=experiments/NAME/sweep.py --workdir=DIR
   python -m llm_jax download DATASET [--data_dir=DIR]   (tinyshakespeare, ptb, wikitext-2)
-  python -m llm_jax export   --workdir=DIR --out=DIR   (a trained biLM, for models.elmo.load_bilm)"""
+  python -m llm_jax export   --workdir=DIR --out=DIR   (a trained biLM, for models.elmo.load_bilm)
+"""
+USAGE_EXIT, FAILURE_EXIT = 2, 1
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:variant].",
                                           lock_config=True)
@@ -31,32 +46,42 @@ flags.DEFINE_integer("seed", 0, "generate: sampling seed.")
 flags.DEFINE_string("data_dir", None, "download: destination (default $LLM_JAX_DATA_DIR).")
 flags.DEFINE_string("out", None, "export: directory to write the exported model to.")
 FLAGS = flags.FLAGS
+HELP_HINT = "see python -m llm_jax --help"
+
+
+class CliError(Exception):
+    """A message for the user (one line) and the exit status to end with."""
+
+    def __init__(self, message: str, exit_code: int = USAGE_EXIT):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def _require(name):
     if getattr(FLAGS, name) is None:
-        raise app.UsageError(f"--{name} is required for this command\n{USAGE}")
+        raise app.UsageError(f"--{name} is required for this command; {HELP_HINT}")
     return getattr(FLAGS, name)
 
 
 def main(argv):
     if len(argv) < 2 or argv[1] not in COMMANDS:
-        raise app.UsageError(f"expected a command, one of {COMMANDS}\n{USAGE}")
+        got = f"got {argv[1]!r}" if len(argv) > 1 else "got none"
+        raise app.UsageError(f"expected a command, one of {', '.join(COMMANDS)} ({got}); {HELP_HINT}")
     command, rest = argv[1], argv[2:]
     if not FLAGS["verbosity"].present:  # Orbax logs every file it writes at INFO
         logging.set_verbosity(logging.WARNING)
     if command == "download":
         from llm_jax.data import download
         if len(rest) != 1:
-            raise app.UsageError(f"download takes one data set name\n{USAGE}")
+            raise app.UsageError(f"download takes one data set name, got {rest}; {HELP_HINT}")
         for path in download(rest[0], FLAGS.data_dir):
             print(path)
         return
     if rest:
-        raise app.UsageError(f"unexpected arguments {rest}\n{USAGE}")
+        raise app.UsageError(f"unexpected arguments {rest}; {HELP_HINT}")
     workdir = _require("workdir")
     if command in ("train", "sweep") and _CONFIG.value is None:
-        raise app.UsageError(f"--config is required for {command}\n{USAGE}")
+        raise app.UsageError(f"--config is required for {command}; {HELP_HINT}")
     from llm_jax.training import commands
     if command == "train":
         commands.train(_CONFIG.value, workdir)
@@ -78,17 +103,131 @@ def main(argv):
 def _main_with_clean_errors(argv):
     """Bad input (config, data, checkpoint) ends with its message, not a traceback."""
     from llm_jax.training.checkpoints import CheckpointError
+    from llm_jax.training.guards import TrainingInterrupted
+    from llm_jax.training.workdir_lock import WorkdirInUse
     try:
         main(argv)
-    except (ValueError, KeyError, FileNotFoundError, CheckpointError) as e:
-        if FLAGS["verbosity"].present:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    except app.UsageError as e:
+        raise CliError(str(e)) from e
+    except TrainingInterrupted as e:
+        raise CliError(str(e), e.exit_code) from e
+    except KeyboardInterrupt as e:  # a second Ctrl-C: out at once, no checkpoint
+        raise CliError("interrupted", 130) from e
+    except (ValueError, KeyError, OSError, FloatingPointError, CheckpointError, WorkdirInUse) as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        raise CliError(str(message), FAILURE_EXIT) from e
+
+
+# ---------------------------------------------------------------- flag parsing
+
+
+def _flag_value(argv, name):
+    """The value of --name=V / --name V / -name=V in argv, or None."""
+    for i, arg in enumerate(argv[1:], start=1):
+        for dashes in ("--", "-"):
+            if arg.startswith(f"{dashes}{name}="):
+                return arg.split("=", 1)[1]
+            if arg == f"{dashes}{name}" and i + 1 < len(argv):
+                return argv[i + 1]
+    return None
+
+
+def _traceback_wanted(argv) -> bool:
+    value = _flag_value(argv, "verbosity") or _flag_value(argv, "v")
+    try:
+        return value is not None and int(value) >= 1
+    except ValueError:
+        return False
+
+
+def _one_line(message: str) -> str:
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    return " ".join(lines) if lines else "unknown error"
+
+
+def _load_config_file(spec: str):
+    """get_config() of `spec` ("path[:variant]"), each failure as a CliError naming the file.
+
+    Run only once flag parsing has failed, to say why: config_flags itself reports most of
+    these as a traceback, or as an error about whichever flag it was parsing at the time.
+    """
+    path, *variant = spec.split(":", 1)
+    flag = f"--config={spec}"
+    if not os.path.isfile(path):
+        raise CliError(f"{flag}: config file {path} not found (cwd {os.getcwd()})")
+    try:
+        module_spec = importlib.util.spec_from_file_location("llm_jax_cli_config", path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise CliError(f"{flag}: syntax error in {e.filename} line {e.lineno}: {e.msg}") from e
+    if not callable(getattr(module, "get_config", None)):
+        raise CliError(f"{flag}: {path} defines no get_config(arg=None) function")
+    try:
+        return module.get_config(*variant)
+    except Exception as e:  # noqa: BLE001  the config file's own code: say where it failed
+        text = _one_line(str(e))
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        raise CliError(text if spec in text else
+                       f"{flag}: {type(e).__name__}: {text} ({where.filename}:{where.lineno})") from e
+
+
+def _check_overrides(config, argv):
+    """Names the first --config.FIELD override that config has no field for."""
+    for arg in argv[1:]:
+        name = arg.split("=", 1)[0].lstrip("-")
+        if not name.startswith(("config.", "noconfig.")):  # --noconfig.x: a boolean's False
+            continue
+        dotted = name.split(".", 1)[1]
+        node, parts = config, dotted.split(".")
+        for i, part in enumerate(parts):
+            here = ".".join(parts[:i + 1])
+            if not isinstance(node, ConfigDict):
+                raise CliError(f"--config.{dotted}: config.{'.'.join(parts[:i])} is a value, not a "
+                               "section with fields")
+            if part not in node:
+                close = difflib.get_close_matches(part, list(node.keys()), n=1)
+                hint = f" (did you mean config.{'.'.join([*parts[:i], close[0]])}?)" if close else ""
+                raise CliError(f"--config.{dotted}: the config has no field {here}{hint}")
+            node = node[part]
+
+
+def _parse_flags(argv):
+    """absl's flag parsing (config file and overrides included), with one-line errors."""
+    spec = _flag_value(argv, "config")
+    if spec is not None and not os.path.isfile(spec.split(":", 1)[0]):
+        _load_config_file(spec)  # raises the not-found error
+    try:
+        rest = FLAGS(argv)
+    except Exception as e:  # noqa: BLE001  diagnosed below; the original goes with --verbosity
+        if spec is not None:
+            _check_overrides(_load_config_file(spec), argv)
+        if isinstance(e, flags.Error):
+            raise CliError(_one_line(str(e))) from e
+        raise CliError(f"{type(e).__name__} while parsing flags: {_one_line(str(e))}") from e
+    if type(_CONFIG.value).__name__ == "_ErrorConfig":
+        # config_flags keeps an OSError from get_config() (a file it reads) for later
+        _load_config_file(spec)
+    return rest
 
 
 def run():
-    app.run(_main_with_clean_errors, argv=sys.argv)
+    # config_flags reads its --config.FIELD overrides from sys.argv itself, so no other argv
+    argv = list(sys.argv)
+    main_module = sys.modules.get("__main__")
+    if main_module is not None and not main_module.__doc__:  # what absl's --help prints
+        main_module.__doc__ = USAGE
+    try:
+        try:
+            tune_malloc()  # before JAX allocates anything; see llm_jax/allocator.py
+        except ValueError as e:
+            raise CliError(str(e)) from e
+        app.run(_main_with_clean_errors, argv=argv, flags_parser=_parse_flags)
+    except CliError as e:
+        if _traceback_wanted(argv):
+            traceback.print_exception(e.__cause__ or e)
+        print(f"error: {_one_line(str(e))}", file=sys.stderr)
+        sys.exit(e.exit_code)
 
 
 if __name__ == "__main__":

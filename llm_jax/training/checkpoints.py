@@ -6,9 +6,12 @@ unfinished temporary directory is ignored on restore.
 """
 
 import os
+import sys
 
 import jax
 import orbax.checkpoint as ocp
+
+DAMAGED_DIR = "checkpoints_damaged"
 
 
 class CheckpointError(RuntimeError):
@@ -30,18 +33,30 @@ def flat_shapes(tree) -> dict:
             for path, leaf in leaves}
 
 
-def describe_mismatch(stored, expected, limit=8) -> str:
-    """Human-readable differences between two {path: shape} maps, or '' when they agree."""
-    lines = []
+def describe_mismatch(stored, expected, limit=4) -> str:
+    """The differences between two {path: shape} maps on one line, or '' when they agree."""
+    items = []
     for key in sorted(set(stored) | set(expected)):
         if key not in stored:
-            lines.append(f"  {key}: missing from the checkpoint (model expects {expected[key]})")
+            items.append(f"{key} missing from the checkpoint")
         elif key not in expected:
-            lines.append(f"  {key}: in the checkpoint {stored[key]} but not in the model")
+            items.append(f"{key} not in the model")
         elif stored[key] != expected[key]:
-            lines.append(f"  {key}: checkpoint has shape {stored[key]}, model expects {expected[key]}")
-    more = f"\n  ... and {len(lines) - limit} more" if len(lines) > limit else ""
-    return "\n".join(lines[:limit]) + more
+            items.append(f"{key} {stored[key]} in the checkpoint, {expected[key]} in the model")
+    more = f"; and {len(items) - limit} more" if len(items) > limit else ""
+    return "; ".join(items[:limit]) + more
+
+
+def short_error(e: BaseException, limit: int = 160) -> str:
+    """`Type: first line` of an exception, cut to `limit` characters (TensorStore and Orbax
+    errors run to kilobytes of JSON specs, which nobody reads)."""
+    text = (str(e).strip().splitlines() or [""])[0]
+    text = text if len(text) <= limit else text[:limit] + "..."
+    return f"{type(e).__name__}: {text}"
+
+
+class CheckpointMismatch(CheckpointError):
+    """A readable checkpoint whose arrays do not fit the model of the config (not damage)."""
 
 
 class Checkpointer:
@@ -69,26 +84,56 @@ class Checkpointer:
     def wait(self):
         self.manager.wait_until_finished()
 
-    def restore(self, abstract_state, step=None):
-        """(state, data_state) of `step` (default: latest), placed as `abstract_state` says."""
-        step = self.latest_step() if step is None else step
+    def restore(self, abstract_state, step=None, *, move_damaged=False):
+        """(state, data_state) of `step`, placed as `abstract_state` says. Without `step`: the
+        newest checkpoint that restores, saying which newer ones did not; with `move_damaged`
+        (a run about to save again) those are moved to DAMAGED_DIR beside this directory:
+        kept, not deleted, but out of the way of the step numbers the run will write."""
+        if step is not None:
+            return self._restore_step(step, abstract_state)
+        damaged = []
+        for candidate in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                restored = self._restore_step(candidate, abstract_state)
+            except CheckpointMismatch:
+                raise
+            except CheckpointError as e:
+                damaged.append((candidate, str(e)))
+                continue
+            if damaged:
+                self._report_damage(damaged, candidate, move_damaged)
+            return restored
+        raise CheckpointError(f"no checkpoint in {self.directory} can be restored: "
+                              + "; ".join(message for _, message in damaged))
+
+    def _report_damage(self, damaged, good_step, move):
+        aside = os.path.join(os.path.dirname(self.directory), DAMAGED_DIR)
+        for step, message in damaged:
+            if move:
+                os.makedirs(aside, exist_ok=True)
+                os.replace(os.path.join(self.directory, str(step)), os.path.join(aside, str(step)))
+                message += f"; moved it to {aside}/{step}"
+            print(f"warning: {message}", file=sys.stderr)
+        if move:
+            self.manager.reload()
+        print(f"using the newest checkpoint that restores: step {good_step}", file=sys.stderr,
+              flush=True)
+
+    def _restore_step(self, step, abstract_state):
         path = os.path.join(self.directory, str(step))
         try:
             stored = self.manager.item_metadata(step)["state"].tree
         except Exception as e:  # noqa: BLE001 (orbax raises many types for unreadable files)
-            raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); "
-                                  "it may be corrupt: delete it to resume from an earlier one") from e
+            raise CheckpointError(f"checkpoint {path} cannot be read ({short_error(e)})") from e
         diff = describe_mismatch(flat_shapes(stored), flat_shapes(abstract_state))
         if diff:
-            raise CheckpointError(
-                f"checkpoint {path} does not match the model built from the config:\n{diff}\n"
-                "Was this workdir written with a different config? Compare its config.json.")
+            raise CheckpointMismatch(f"checkpoint {path} does not fit the model built from the "
+                                     f"config: {diff}")
         try:
             restored = self.manager.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
         except Exception as e:  # noqa: BLE001
-            raise CheckpointError(f"checkpoint {path} cannot be restored "
-                                  f"({type(e).__name__}: {e}); it may be corrupt") from e
+            raise CheckpointError(f"checkpoint {path} cannot be restored ({short_error(e)})") from e
         return restored["state"], restored["data"]
 
     def close(self):

@@ -3,20 +3,48 @@
 Every command finds the workdir's runner (training/runners.py) from its config's task.
 """
 
+import os
+import shutil
+
 from llm_jax.training.config_schema import check_config
 from llm_jax.training.experiment import load_config
 from llm_jax.training.runners import runner_for
 from llm_jax.training.sweeps import run_sweep
+from llm_jax.training.workdir_lock import LOCK_FILE, workdir_lock
 
 
 def train(config, workdir) -> dict:
-    """Trains (or resumes) the run `config` describes in `workdir`; returns its summary."""
+    """Trains (or resumes) the run `config` describes in `workdir`; returns its summary.
+
+    The workdir is locked while it runs. A fresh run that fails before its first checkpoint
+    takes back everything it wrote (tokenizer, config, logs), so the corrected run starts
+    clean; a run that saved a checkpoint keeps it, to resume from.
+    """
     check_config(config)
-    return runner_for(config.task.name).train(config, workdir)
+    with workdir_lock(workdir):
+        before = set(os.listdir(workdir))
+        try:
+            return runner_for(config.task.name).train(config, workdir)
+        except BaseException:
+            if not before - {LOCK_FILE} and not _has_checkpoint(workdir):
+                _remove_new_entries(workdir, before)
+            raise
+
+
+def _has_checkpoint(workdir) -> bool:
+    ckpt = os.path.join(workdir, "checkpoints")
+    return os.path.isdir(ckpt) and any(name.isdigit() for name in os.listdir(ckpt))
+
+
+def _remove_new_entries(workdir, before):
+    for name in set(os.listdir(workdir)) - before:
+        path = os.path.join(workdir, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
 
 def sweep(config, sweep_path, workdir):
-    return run_sweep(config, sweep_path, workdir, train)
+    with workdir_lock(workdir):
+        return run_sweep(config, sweep_path, workdir, train)
 
 
 def _runner(workdir):

@@ -11,7 +11,7 @@ import ml_collections
 from llm_jax.tasks import build_task
 from llm_jax.tasks.protocols import CarryTask
 from llm_jax.training import sharding
-from llm_jax.training.checkpoints import Checkpointer
+from llm_jax.training.checkpoints import Checkpointer, CheckpointMismatch
 from llm_jax.training.init_from import init_state_from
 from llm_jax.training.optimizer import make_optimizer, make_schedule, model_param_axes
 from llm_jax.training.state import make_state_spec
@@ -42,6 +42,22 @@ def save_config(config, workdir):
     with open(path + ".tmp", "w") as f:
         f.write(text)
     os.replace(path + ".tmp", path)
+
+
+def config_diff(old, new, limit=6) -> str:
+    """`field (old -> new)` for every dotted field whose value differs, on one line."""
+    def flat(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from flat(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+    a = dict(flat(json.loads(old.to_json_best_effort())))
+    b = dict(flat(json.loads(new.to_json_best_effort())))
+    items = [f"{k} ({a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r})"
+             for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    more = f", and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
 
 
 class Experiment:
@@ -82,7 +98,13 @@ class Experiment:
         """(state, data_state): restored from the latest checkpoint, or freshly initialised
         (with `config.init_from`'s matching parameters, on a fresh start only)."""
         if self.checkpointer.latest_step() is not None:
-            return self.checkpointer.restore(self.spec.abstract)
+            try:
+                return self.checkpointer.restore(self.spec.abstract, move_damaged=True)
+            except CheckpointMismatch as e:
+                stored = os.path.join(self.workdir, CONFIG_FILE)
+                diff = config_diff(load_config(self.workdir), self.config) if os.path.exists(stored) else ""
+                fields = f"; config fields that differ from config.json: {diff}" if diff else ""
+                raise CheckpointMismatch(f"{e}{fields}; nothing in {self.workdir} was changed") from None
         state = self.spec.init()
         if self.config.init_from:
             state = init_state_from(state, self.config.init_from, self.workdir)

@@ -1,6 +1,7 @@
 """The jit-compiled train and eval steps: pure (state, batch) -> (state, metrics).
 
-The train step returns each task metric as its mean over the batch (plus grad_norm and lr);
+The train step returns each task metric as its mean over the batch (plus grad_norm, lr and the
+non-finite code that training/guards.py checks);
 the eval step returns the task's (sum, weight) pairs untouched, for the caller to add up
 over the split (tasks/protocols.py). For a CarryTask (tasks/stream_lm.py) the train state
 holds `carry`, which each step feeds to the task and replaces with the one it returns; the
@@ -13,7 +14,10 @@ import optax
 from flax import nnx
 
 from llm_jax.tasks.protocols import CarryTask, metric_means
+from llm_jax.training.guards import nonfinite_code
 from llm_jax.training.sharding import batch_sharding, replicated
+
+NONFINITE = "nonfinite"  # the train step's code for the guard (training/guards.py), not logged
 
 
 def has_carry(task) -> bool:
@@ -39,10 +43,10 @@ def make_train_step(task, spec, optimizer, schedule, mesh, *, grad_accum: int = 
         key = jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), state["step"])
         new_carry = None
         if carried:
-            (_, (metrics, new_carry)), grads = carry_grad_fn(state["params"], state["carry"],
-                                                             batch, key)
+            (loss, (metrics, new_carry)), grads = carry_grad_fn(state["params"], state["carry"],
+                                                                batch, key)
         elif grad_accum == 1:
-            (_, metrics), grads = grad_fn(state["params"], batch, key)
+            (loss, metrics), grads = grad_fn(state["params"], batch, key)
         else:
             # Micro-batches run one after another and their gradients are averaged, so the
             # update equals one step on the whole batch (up to float rounding); metric sums
@@ -52,19 +56,20 @@ def make_train_step(task, spec, optimizer, schedule, mesh, *, grad_accum: int = 
 
             def accumulate(carry, mb_and_index):
                 mb, i = mb_and_index
-                (_, m), g = grad_fn(state["params"], mb, jax.random.fold_in(key, i))
-                return jax.tree.map(jnp.add, carry, (g, m)), None
+                (mb_loss, m), g = grad_fn(state["params"], mb, jax.random.fold_in(key, i))
+                return jax.tree.map(jnp.add, carry, (g, m, mb_loss)), None
 
-            (_, metric_shapes), grad_shapes = jax.eval_shape(
+            (loss_shape, metric_shapes), grad_shapes = jax.eval_shape(
                 grad_fn, state["params"], jax.tree.map(lambda x: x[0], micro), key)
-            zeros = jax.tree.map(jnp.zeros_like, (grad_shapes, metric_shapes))
-            (grads, metrics), _ = jax.lax.scan(accumulate, zeros,
-                                               (micro, jnp.arange(grad_accum)))
+            zeros = jax.tree.map(jnp.zeros_like, (grad_shapes, metric_shapes, loss_shape))
+            (grads, metrics, loss), _ = jax.lax.scan(accumulate, zeros,
+                                                     (micro, jnp.arange(grad_accum)))
             grads = jax.tree.map(lambda x: x / grad_accum, grads)
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
-        metrics = {**metric_means(metrics), "grad_norm": optax.tree.norm(grads),
-                   "lr": schedule(state["step"])}
+        grad_norm = optax.tree.norm(grads)
+        metrics = {**metric_means(metrics), "grad_norm": grad_norm, "lr": schedule(state["step"]),
+                   NONFINITE: nonfinite_code(loss, grad_norm)}
         new_state = {"params": params, "opt_state": opt_state,
                      "step": state["step"] + 1, "rng": state["rng"]}
         if carried:

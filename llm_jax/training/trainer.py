@@ -6,20 +6,22 @@ The best checkpoint by `config.train.best_metric` (when set) is kept in WORKDIR/
 import json
 import math
 import os
+import signal
 import time
 
 import jax
-import numpy as np
 from tqdm.auto import tqdm
 
 from llm_jax.tasks.protocols import NUM_TOKENS
 from llm_jax.training.checkpoints import BestCheckpoint
 from llm_jax.training.config_schema import check_config
 from llm_jax.training.experiment import Experiment, save_config
+from llm_jax.training.guards import FiniteWatch, GracefulStop, TrainingInterrupted
 from llm_jax.training.metrics import MetricsWriter
-from llm_jax.training.steps import has_carry, make_eval_step, make_train_step
+from llm_jax.training.steps import NONFINITE, has_carry, make_eval_step, make_train_step
 
 BEST_DIR = "checkpoints_best"
+SUMMARY_FILE = "summary.json"  # written once, when the run has finished
 
 
 def evaluate(exp: Experiment, params, eval_step=None, *, max_batches=None, tokens=None,
@@ -59,13 +61,38 @@ def _epoch_ends(step: int, steps_per_epoch) -> bool:
 
 
 def train(config, workdir: str, *, devices=None) -> dict:
-    """Trains (resuming from `workdir` if it holds checkpoints); returns the final metrics."""
+    """Trains (resuming from `workdir` if it holds checkpoints); returns the final metrics.
+
+    Nothing is written to the workdir until its checkpoint (if any) has been restored, so a
+    resume that cannot work leaves the workdir as it was; a finished run is not redone.
+    """
     check_config(config)
     exp = Experiment(config, workdir, devices=devices)
     config, tc = exp.config, exp.config.train
-    save_config(config, workdir)
     state, data_state = exp.initial_state()
     start = int(state["step"])
+    summary_path = os.path.join(workdir, SUMMARY_FILE)
+    if start >= tc.steps and os.path.exists(summary_path):
+        with open(summary_path) as f:
+            summary = json.load(f)
+        print(f"already finished: {os.path.abspath(workdir)} (step {start}); " + _eval_line(summary),
+              flush=True)
+        exp.checkpointer.close()
+        return summary
+    save_config(config, workdir)
+    try:
+        with GracefulStop() as stop:
+            final = _loop(exp, state, data_state, start, stop)
+    finally:
+        exp.checkpointer.close()  # never leaves an async save in flight, error or not
+    with open(summary_path + ".tmp", "w") as f:
+        json.dump(final, f, indent=2)
+    os.replace(summary_path + ".tmp", summary_path)
+    return final
+
+
+def _loop(exp: Experiment, state, data_state, start: int, stop: GracefulStop) -> dict:
+    config, tc, workdir = exp.config, exp.config.train, exp.workdir
     batches = exp.task.train_batches(tc.batch_size, config.seed)
     if data_state is not None:
         batches.set_state(data_state)
@@ -80,22 +107,23 @@ def train(config, workdir: str, *, devices=None) -> dict:
                disable=not tc.progress_bar)
     if start:
         bar.write(f"resumed from {exp.checkpointer.directory}/{start}")
-    # Token counts stay on device until a log step, so there is no host sync per step.
+    # Token counts and non-finite codes stay on device until a log or checkpoint step, so no
+    # step waits for the host; no checkpoint is written before they are checked.
     last_time, t0, final, token_counts = time.perf_counter(), time.perf_counter(), {}, []
+    watch, last_saved = FiniteWatch(), exp.checkpointer.latest_step()
     for step in range(start + 1, tc.steps + 1):
         state, metrics = train_step(state, exp.put_batch(next(it)))
         token_counts.append(metrics.pop(NUM_TOKENS, None))
+        watch.add(step, metrics.pop(NONFINITE))
         row = {}
         if step % tc.log_every == 0 or step == tc.steps:
+            watch.check(last_saved, exp.checkpointer.directory)
             now = time.perf_counter()
             row = {f"train/{k}": float(v) for k, v in jax.device_get(metrics).items()}
             if token_counts[0] is not None:
                 tokens = sum(float(n) for n in jax.device_get(token_counts))
                 row["train/tokens_per_sec"] = tokens / (now - last_time)
             last_time, token_counts = now, []
-            if not np.isfinite(row["train/loss"]):
-                raise FloatingPointError(f"train/loss is {row['train/loss']} at step {step}; "
-                                         "lower config.optimizer.lr or check the data")
             bar.set_postfix(loss=f"{row['train/loss']:.4f}",
                             tok_s=f"{row.get('train/tokens_per_sec', 0):.0f}")
         epoch_end = tc.epochs > 0 and _epoch_ends(step, exp.steps_per_epoch)
@@ -107,13 +135,28 @@ def train(config, workdir: str, *, devices=None) -> dict:
             if epoch_end:
                 row["epoch"] = round(step / exp.steps_per_epoch)
             bar.write(f"step {step}: " + _eval_line(row))
-            if best is not None and best.update(step, row, state, batches.get_state()):
-                row["best/" + tc.best_metric] = best.best
+            if best is not None:
+                watch.check(last_saved, exp.checkpointer.directory)
+                if best.update(step, row, state, batches.get_state()):
+                    row["best/" + tc.best_metric] = best.best
         if row:
             writer.write(step, row)
             final.update(row)
-        if step % tc.checkpoint_every == 0 or step == tc.steps or epoch_end:
+        stopping = stop.requested is not None
+        if step % tc.checkpoint_every == 0 or step == tc.steps or epoch_end or stopping:
+            watch.check(last_saved, exp.checkpointer.directory)
             exp.checkpointer.save(step, state, batches.get_state())
+            last_saved = step
+        if stopping:
+            bar.close()
+            writer.close()
+            if best is not None:
+                best.close()
+            name = signal.Signals(stop.requested).name
+            raise TrainingInterrupted(
+                f"{name}: stopped at step {step} of {tc.steps} and saved a checkpoint in "
+                f"{exp.checkpointer.directory}; run the same command again to resume",
+                stop.requested)
         if step == start + 1 or evaluated:
             # keep compilation and evaluation out of the tokens/s figure
             jax.block_until_ready(state)
@@ -124,14 +167,12 @@ def train(config, workdir: str, *, devices=None) -> dict:
         final.update(evaluate(exp, state["params"], eval_step,
                               tokens=exp.task.split_tokens(config.data.test_split), prefix="test"))
         print(f"{config.data.test_split}: " + _eval_line(final, "test"), flush=True)
-    exp.checkpointer.close()
     if best is not None:
         best.close()
+        final["best/" + tc.best_metric] = best.best
     writer.close()
     final.update({"step": tc.steps, "wall_time_sec": time.perf_counter() - t0,
                   "params": exp.spec.param_count})
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(final, f, indent=2)
     return final
 
 

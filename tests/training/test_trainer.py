@@ -78,17 +78,44 @@ def test_unfinished_checkpoint_is_ignored(trained, tmp_path):
     assert evaluate_workdir(str(copy))["step"] == 40
 
 
-def test_corrupt_checkpoint_is_named(trained, tmp_path):
+def _damage(checkpoint_dir, how="garbage"):
+    for root, _, files in os.walk(checkpoint_dir / "state"):
+        for name in files:
+            path = os.path.join(root, name)
+            if how == "garbage":
+                with open(path, "wb") as f:
+                    f.write(b"garbage")
+            else:  # truncated: what a full disk or a killed copy leaves
+                os.truncate(path, os.path.getsize(path) // 2)
+
+
+def test_damaged_checkpoint_is_named_and_the_previous_one_used(trained, tmp_path, capfd):
     _, workdir, _ = trained
     copy = tmp_path / "run"
     shutil.copytree(workdir, copy)
-    state_dir = copy / "checkpoints" / "40" / "state"
-    for root, _, files in os.walk(state_dir):
-        for name in files:
-            with open(os.path.join(root, name), "wb") as f:
-                f.write(b"garbage")
-    with pytest.raises(CheckpointError, match=str(copy / "checkpoints" / "40")):
+    _damage(copy / "checkpoints" / "40")
+    assert evaluate_workdir(str(copy))["step"] == 20
+    err = capfd.readouterr().err
+    warning = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and str(copy / "checkpoints" / "40") in warning[0]
+    assert len(warning[0]) < 400  # one readable line, not a TensorStore dump
+    assert (copy / "checkpoints" / "40").is_dir()  # eval changes nothing
+    _damage(copy / "checkpoints" / "20")
+    with pytest.raises(CheckpointError, match="no checkpoint .* can be restored"):
         evaluate_workdir(str(copy))
+
+
+def test_training_resumes_from_the_last_good_checkpoint(trained, tmp_path):
+    c, workdir, _ = trained
+    copy = tmp_path / "run"
+    shutil.copytree(workdir, copy)
+    os.remove(copy / "summary.json")
+    _damage(copy / "checkpoints" / "40", how="truncate")
+    train(c, str(copy))  # resumes at 20, steps 21-40 again
+    assert (copy / "checkpoints_damaged" / "40").is_dir()  # kept, out of the way
+    a = {r["step"]: r for r in read_metrics(os.path.join(workdir, "metrics.jsonl"))}
+    b = {r["step"]: r for r in read_metrics(copy / "metrics.jsonl")}
+    assert a[40]["train/loss"] == b[40]["train/loss"] and a[40]["eval/loss"] == b[40]["eval/loss"]
 
 
 def test_mismatched_checkpoint_names_the_parameter(trained, tmp_path):
