@@ -10,7 +10,9 @@ The variant names the smoothing and the order, `SMOOTHING + ORDER` with an optio
                      default 1; e.g. --config.task.k=0.01), maximum likelihood
 
 Perplexity counts every sentence end and not the sentence start (SRILM's ppl convention), with
-`<unk>` an ordinary word.
+`<unk>` an ordinary word. On a corpus whose test words are not all in the training vocabulary,
+`test/perplexity` scores them as `<unk>`, `test/perplexity_no_oov` leaves them out as SRILM's
+`ngram -ppl` does, and `test/oov` counts them (0 on PTB, whose text has its own `<unk>`).
 """
 
 import re

@@ -27,7 +27,8 @@ USAGE = """usage:
                              --top_k=0 --top_p=1.0 --num_samples=1 --seed=0]
   python -m llm_jax sweep    --config=... --sweep=experiments/NAME/sweep.py --workdir=DIR
   python -m llm_jax download DATASET [--data_dir=DIR]   (tinyshakespeare, ptb, wikitext-2)
-  python -m llm_jax export   --workdir=DIR --out=DIR   (a trained biLM, for models.elmo.load_bilm)
+  python -m llm_jax export   --workdir=DIR --out=DIR   (ELMo biLM, n-gram ARPA, word2vec vectors)
+  python -m llm_jax reproduce NAME [--runs_dir=DIR --only=ROW --dry_run] | --list
 """
 USAGE_EXIT, FAILURE_EXIT = 2, 1
 
@@ -222,6 +223,9 @@ def run():
             tune_malloc()  # before JAX allocates anything; see llm_jax/allocator.py
         except ValueError as e:
             raise CliError(str(e)) from e
+        if argv[1:2] == ["reproduce"]:  # its own argparse flags, which absl would reject
+            from llm_jax import reproduce
+            sys.exit(reproduce.main(argv[2:]))
         app.run(_main_with_clean_errors, argv=argv, flags_parser=_parse_flags)
     except CliError as e:
         if _traceback_wanted(argv):

@@ -2,12 +2,18 @@
 
   python experiments/elmo_sst2/run.py --bilm=runs/elmo_small_export \
       [--word2vec=runs/word2vec_sg_neg/vectors.bin] [--train_subset=20000 --epochs=4 --seeds=0,1,2]
+      [--out=runs/elmo_sst2] [--update_readme]
 
 Every row uses the same training phrases, epochs, optimizer and seeds (one training run per
 seed: initialisation, dropout and batch order); only the token input differs. The biLM is
 frozen: its layers are computed once for every sentence and only the scalar mix and the
 classifier train. The last row is the paper's recipe: the trainable embedding of the first row
-concatenated with the ELMo scalar mix. Writes results.json and the README's table.
+concatenated with the ELMo scalar mix.
+
+Writes OUT/results.json and nothing else (--out: a directory, default runs/elmo_sst2; a path
+ending in .json names the results file itself). --update_readme is the maintainers' refresh of
+the published numbers: it also rewrites the table of README.md and experiments/elmo_sst2/
+results.json, which a run on other data or settings must not overwrite.
 """
 
 import argparse
@@ -27,6 +33,13 @@ from llm_jax.data.sst2 import read_sst2
 from llm_jax.tasks.classification import SentenceClassifier, classification_loss
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_OUT = os.path.join("runs", "elmo_sst2")
+RESULTS = "results.json"
+
+
+def results_path(out):
+    """OUT/results.json, or OUT itself when it names a .json file (as study.py passes it)."""
+    return out if out.endswith(".json") else os.path.join(out, RESULTS)
 
 
 def length_batches(lengths, batch_size, rng=None):
@@ -216,8 +229,16 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0, help="picks the training subset")
     p.add_argument("--seeds", default=[0], type=seed_list,
                    help="comma-separated; every row trains once per seed (init, dropout, batch order)")
-    p.add_argument("--out", default=os.path.join(HERE, "results.json"))
+    p.add_argument("--out", default=DEFAULT_OUT,
+                   help=f"directory for {RESULTS} (or a .json path for the file itself)")
+    p.add_argument("--update_readme", action="store_true",
+                   help=f"also rewrite README.md's table and {RESULTS} beside this script")
     args = p.parse_args(argv)
+    paths = [os.path.abspath(results_path(args.out))]
+    if args.update_readme:
+        paths.append(os.path.join(HERE, RESULTS))
+    for path in paths:  # now, so that an unwritable --out fails before the training does
+        os.makedirs(os.path.dirname(path), exist_ok=True)
     train = read_sst2("train").subset(args.train_subset, args.seed)
     dev = read_sst2("dev")
     print(f"SST-2: {len(train)} training phrases, {len(dev)} dev sentences", flush=True)
@@ -250,10 +271,14 @@ def main(argv=None):
         accs = [r["dev_accuracy"] for r in runs]
         results["rows"].append({"name": name, **record, "dev_accuracy": float(np.mean(accs)),
                                 "dev_accuracy_per_seed": accs, "runs": runs})
-    with open(args.out, "w") as f:
-        json.dump(results, f, indent=2)
-    command = "python experiments/elmo_sst2/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    write_readme_table(results, command.strip())
+    for path in dict.fromkeys(paths):
+        with open(path, "w") as f:
+            json.dump(results, f, indent=2)
+    print(f"wrote {' and '.join(dict.fromkeys(paths))}")
+    if args.update_readme:
+        command = "python experiments/elmo_sst2/run.py " + " ".join(
+            sys.argv[1:] if argv is None else argv)
+        write_readme_table(results, command.strip())
     for r in results["rows"]:
         print(f"{r['name']}: dev accuracy {r['dev_accuracy']:.4f} (mean over seeds {args.seeds})")
     return results

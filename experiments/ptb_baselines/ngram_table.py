@@ -1,13 +1,18 @@
 """PTB n-gram table: orders 2-5 x smoothings, valid/test perplexity, build and eval seconds.
 
-    LLM_JAX_DATA_DIR=/work/shared/data .venv/bin/python experiments/ptb_baselines/ngram_table.py
+    LLM_JAX_DATA_DIR=/work/shared/data .venv/bin/python experiments/ptb_baselines/ngram_table.py \
+        [--out=runs/ptb_ngram_table] [--update_results]
 
-Writes experiments/ptb_baselines/ngram_results.json and prints the Markdown table that
-README.md shows. Every model is counted from scratch (build = counting + estimation; eval =
-scoring valid and test); tokenising PTB once is not included. add-k's k is chosen on valid.
+Writes OUT/ngram_results.json and prints the Markdown table that README.md shows; only
+--update_results (the maintainers' refresh of that table) also writes the tracked
+experiments/ptb_baselines/ngram_results.json. Every model is counted from scratch (build =
+counting + estimation; eval = scoring valid and test); tokenising PTB once is not included.
+add-k's k is chosen on valid.
 """
 
+import argparse
 import json
+import os
 import pathlib
 import time
 
@@ -16,7 +21,9 @@ import numpy as np
 from llm_jax.data import make_tokenizer, read_corpus
 from llm_jax.models.ngram import NGramLM
 
-OUT = pathlib.Path(__file__).with_name("ngram_results.json")
+RESULTS = "ngram_results.json"
+PUBLISHED = pathlib.Path(__file__).with_name(RESULTS)  # the README's table: --update_results only
+DEFAULT_OUT = os.path.join("runs", "ptb_ngram_table")
 ORDERS = (2, 3, 4, 5)
 ADD_K_GRID = (1.0, 0.1, 0.03, 0.01, 0.003, 0.001, 3e-4, 1e-4)
 SRILM_CUTOFFS = (1, 1, 2, 2, 2)
@@ -35,7 +42,13 @@ def measure(ids, tok, order, smoothing, k=1.0, cutoffs=None):
                 build_s=t1 - t0, eval_s=t2 - t1)
 
 
-def main():
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"directory for {RESULTS}")
+    p.add_argument("--update_results", action="store_true", help=f"also write {PUBLISHED}")
+    args = p.parse_args(argv)
+    paths = [pathlib.Path(args.out) / RESULTS] + ([PUBLISHED] if args.update_results else [])
+    paths[0].parent.mkdir(parents=True, exist_ok=True)  # fail before counting, not after
     tok = make_tokenizer("word", read_corpus("ptb", "train"))
     ids = {s: tok.encode(read_corpus("ptb", s)) for s in ("train", "valid", "test")}
     rows = []
@@ -49,8 +62,10 @@ def main():
         if order >= 3:  # SRILM's defaults cut only 3-grams and above
             rows.append(measure(ids, tok, order, "modified_kn", cutoffs=SRILM_CUTOFFS[:order]))
     # strict JSON: an infinite perplexity is written as the string "inf"
-    OUT.write_text(json.dumps([{k: (v if not isinstance(v, float) or np.isfinite(v) else str(v))
-                                for k, v in r.items()} for r in rows], indent=1))
+    text = json.dumps([{k: (v if not isinstance(v, float) or np.isfinite(v) else str(v))
+                        for k, v in r.items()} for r in rows], indent=1)
+    for path in paths:
+        path.write_text(text)
     print("| order | smoothing | cutoffs | valid ppl | test ppl | test words with p=0 | build s | eval s |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -59,6 +74,7 @@ def main():
         ppl = [f"{v:.2f}" if np.isfinite(v) else "inf" for v in (r["valid"], r["test"])]
         print(f"| {r['order']} | {name} | {cut} | {ppl[0]} | {ppl[1]} | {r['test_zero_prob']} | "
               f"{r['build_s']:.2f} | {r['eval_s']:.2f} |")
+    print(f"\nwrote {' and '.join(map(str, paths))}")
 
 
 if __name__ == "__main__":

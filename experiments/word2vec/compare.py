@@ -1,7 +1,8 @@
 """llm_jax word2vec vs gensim, side by side on WikiText-2 train, one subprocess per trainer and variant.
 
   LLM_JAX_DATA_DIR=../shared/data python experiments/word2vec/compare.py \
-      [--variants=sg_neg,sg_hs,cbow_neg,cbow_hs] [--epochs=5] [--seeds=0] [--out=/tmp/w2v_compare]
+      [--variants=sg_neg,sg_hs,cbow_neg,cbow_hs] [--epochs=5] [--seeds=0] [--out=runs/w2v_compare]
+      [--update_results]
 
 Both trainers get the same hyperparameters (configs/word2vec.py: dim 100, window 5, negative 5 or
 hierarchical softmax, sample 1e-3, min_count 5, alpha 0.025 -> 1e-4, 5 epochs); gensim runs with
@@ -15,7 +16,9 @@ subprocess's own ru_maxrss. With several --seeds every (variant, trainer) trains
 and a second table gives the mean and spread over seeds (gensim with 2 workers is not
 deterministic even for one seed, so one run of each is a noisy comparison). A run whose
 result.json is already in OUT is kept, not redone (use a new OUT for a fresh comparison).
-Writes OUT/results.json and OUT/results.md.
+Writes OUT/results.json and OUT/results.md (and every run's workdir under OUT). Only
+--update_results, the maintainers' refresh of the README's table (every variant, both trainers,
+--seeds=0,1,2), copies them to experiments/word2vec/results_3seeds.json and .md.
 """
 
 import argparse
@@ -29,6 +32,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 VARIANTS = ("sg_neg", "sg_hs", "cbow_neg", "cbow_hs")
+TRAINERS = ("gensim", "llm_jax")
+PUBLISHED_SEEDS = [0, 1, 2]  # the README's table; results_3seeds.* are only ever that
+DEFAULT_OUT = os.path.join("runs", "w2v_compare")
 
 
 def _config(variant, epochs, seed):
@@ -147,10 +153,12 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--out", default="/tmp/w2v_compare")
-    p.add_argument("--trainers", default="gensim,llm_jax")
+    p.add_argument("--out", default=DEFAULT_OUT, help="directory for the runs and the tables")
+    p.add_argument("--trainers", default=",".join(TRAINERS))
     p.add_argument("--seeds", default=[0], type=seed_list,
                    help="comma-separated integers; each (variant, trainer) once per seed")
+    p.add_argument("--update_results", action="store_true",
+                   help="also copy the tables to results_3seeds.json/.md beside this script")
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--worker", choices=("gensim", "llm_jax"), help=argparse.SUPPRESS)
     p.add_argument("--variant", help=argparse.SUPPRESS)
@@ -161,6 +169,10 @@ def main():
     bad = [v for v in variants if v not in VARIANTS]
     if bad:
         raise SystemExit(f"--variants: unknown {bad}; expected some of {VARIANTS}")
+    if args.update_results and (sorted(variants) != sorted(VARIANTS) or args.seeds != PUBLISHED_SEEDS
+                                or sorted(args.trainers.split(",")) != sorted(TRAINERS)):
+        raise SystemExit("--update_results: results_3seeds.* hold the README's whole table; run it "
+                         f"with the default --variants and --trainers and --seeds={PUBLISHED_SEEDS}")
     os.makedirs(args.out, exist_ok=True)
     rows = []
     t0 = time.perf_counter()
@@ -180,11 +192,16 @@ def main():
                     rows.append(json.load(f))
     md = table(rows)
     md += f"\n\nwhole comparison: {time.perf_counter() - t0:.0f} s; machine: {os.cpu_count()} CPUs"
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(rows, f, indent=2)
-    with open(os.path.join(args.out, "results.md"), "w") as f:
-        f.write(md + "\n")
+    targets = [os.path.join(args.out, "results")]
+    if args.update_results:
+        targets.append(os.path.join(HERE, "results_3seeds"))
+    for stem in targets:
+        with open(stem + ".json", "w") as f:
+            json.dump(rows, f, indent=2)
+        with open(stem + ".md", "w") as f:
+            f.write(md + "\n")
     print(md)
+    print(f"\nwrote {' and '.join(stem + '.json/.md' for stem in targets)}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     lm = NGramLM.fit(train_ids, vocab_size=V, eos_id=eos, order=5, smoothing="modified_kn")
     lm.perplexity(test_ids)          # every sentence end is predicted and counted; BOS is not
+    lm.perplexity(test_ids, exclude=oov)  # SRILM's ngram -ppl: OOVs out of the sum and count
     lm.logprobs(rows)                # natural-log p(row[-1] | row[:-1]) for windows of tokens
 
 Kneser-Ney follows Chen & Goodman (1998), as SRILM's `-kndiscount -interpolate` does: the
@@ -64,6 +65,20 @@ def kn_discounts(counts: np.ndarray, modified: bool) -> np.ndarray:
         return np.array([0.0, y, y, y])
     d = np.array([0.0, 1 - 2 * y * n[1] / n[0], 2 - 3 * y * n[2] / n[1], 3 - 4 * y * n[3] / n[2]])
     return np.maximum(d, 0.0)
+
+
+def perplexity(logprobs, exclude=None) -> float:
+    """exp(-mean natural-log probability) over the tokens `exclude` (a bool mask) leaves in."""
+    logprobs = np.asarray(logprobs, np.float64)
+    if exclude is not None:
+        exclude = np.asarray(exclude, bool)
+        if exclude.shape != logprobs.shape:
+            raise ValueError(f"exclude: expected a bool mask of shape {logprobs.shape}, got "
+                             f"{exclude.shape}")
+        logprobs = logprobs[~exclude]
+    if logprobs.size == 0:
+        raise ValueError("perplexity of no tokens: every token is excluded")
+    return float(np.exp(-logprobs.mean()))  # inf where a token has probability 0 (mle)
 
 
 class NGramLM:
@@ -200,9 +215,14 @@ class NGramLM:
     def stream_logprobs(self, tokens) -> np.ndarray:
         return self.logprobs(self.windows(tokens))
 
-    def perplexity(self, tokens) -> float:
-        """exp(mean negative log-likelihood) over every token, sentence ends included."""
-        return float(np.exp(-self.stream_logprobs(tokens).mean()))
+    def perplexity(self, tokens, exclude=None) -> float:
+        """exp(mean negative log-likelihood) over every token, sentence ends included.
+
+        `exclude`, a bool mask over `tokens`, leaves those tokens out of both the sum and the
+        count while they stay in the context of the words after them: with the mask of the
+        out-of-vocabulary words this is SRILM's `ngram -ppl`, which scores no OOVs.
+        """
+        return perplexity(self.stream_logprobs(tokens), exclude)
 
     def next_token_logprobs(self, history) -> np.ndarray:
         """log p(w | history) for every word w; history: ids since the sentence start."""

@@ -4,11 +4,17 @@ Unlike the gradient tasks this one has no batches or loss: training/ngram_loop.p
 training stream once and scores whole splits. Words come from the word tokenizer (every
 newline is a predicted end of sentence, `<unk>` an ordinary word), fitted on the training split
 and saved with the run so that a reloaded run scores the same ids.
+
+Out-of-vocabulary words (test words the training split never had) are scored as `<unk>`, and
+`tokens_and_oov` also says which they are, so that perplexity can be reported both ways (see
+training/ngram_loop.py). A literal `<unk>` in the text (PTB's preprocessing wrote them) is the
+same word as the model's `<unk>`, seen in training like any other, so it is not an OOV.
 """
 
 import os
 
 import ml_collections
+import numpy as np
 
 from llm_jax.data import load_tokenizer, make_tokenizer
 from llm_jax.models.ngram import SMOOTHINGS, NGramLM, check_options
@@ -54,7 +60,28 @@ class NGramLMTask:
 
     def tokens(self, split: str):
         """The split's word ids; its text must end each sentence with a newline."""
-        ids = self.tokenizer.encode(read_split(self.data_cfg, split))
+        return self._encode(split, read_split(self.data_cfg, split))
+
+    def tokens_and_oov(self, split: str):
+        """(word ids, bool mask of the ids that stand for a word outside the vocabulary)."""
+        text = read_split(self.data_cfg, split)
+        ids = self._encode(split, text)
+        tok = self.tokenizer
+        oov = ids == tok.unk_id
+        if oov.any():
+            # encode() maps a literal "<unk>" and an unknown word to the same id, so tell them
+            # apart by the text. The words are split as WordTokenizer.encode splits them (every
+            # newline an end of sentence, then whitespace); the length check guards that.
+            words = text.replace("\n", f" {tok.words[tok.eos_id]} ").split()
+            if len(words) != len(ids):
+                raise RuntimeError(f"split {split!r}: {len(words)} words but {len(ids)} ids; "
+                                   "WordTokenizer splits text differently from tokens_and_oov")
+            at = np.flatnonzero(oov)
+            oov[at] = [words[i] != tok.words[tok.unk_id] for i in at]
+        return ids, oov
+
+    def _encode(self, split, text):
+        ids = self.tokenizer.encode(text)
         if len(ids) == 0 or ids[-1] != self.tokenizer.eos_id:
             raise ValueError(f"split {split!r} of config.data.corpus={self.data_cfg.corpus!r}: "
                              "expected text whose every sentence ends with a newline")

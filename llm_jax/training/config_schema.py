@@ -84,18 +84,59 @@ def check_config(config):
     """Raises ValueError naming every unknown field and bad value it can spot cheaply."""
     errors = list(_unknown_keys(config, default_config(config.model.get("name", "gpt"),
                                                       config.task.get("name", "causal_lm"))))
-    t = config.train
+    t, o = config.train, config.optimizer
     for field in ("steps", "batch_size", "grad_accum", "log_every", "eval_every",
-                  "checkpoint_every"):
+                  "checkpoint_every", "keep_checkpoints"):
+        # keep_checkpoints=0 would delete every checkpoint, the final one included.
         if t.get(field, 1) < 1:
             errors.append(f"config.train.{field}={t[field]} must be >= 1")
     if t.get("epochs", 0) < 0:
         errors.append(f"config.train.epochs={t.epochs} must be >= 0")
+    if t.get("best_mode", "max") not in ("max", "min"):
+        errors.append(f"config.train.best_mode={t.best_mode!r} must be 'max' or 'min'")
     if t.get("grad_accum", 1) >= 1 and t.batch_size % t.get("grad_accum", 1):
         errors.append(f"config.train.batch_size={t.batch_size} is not divisible by "
                       f"config.train.grad_accum={t.grad_accum}")
+    if config.get("seed", 0) < 0:  # numpy's generators reject negative seeds only much later
+        errors.append(f"config.seed={config.seed} must be >= 0")
+    if not o.get("lr", 1.0) > 0:  # `not >` also catches NaN
+        errors.append(f"config.optimizer.lr={o.lr} must be > 0")
+    for field in ("warmup_steps", "grad_clip", "weight_decay"):  # grad_clip=0: no clipping
+        if not o.get(field, 0) >= 0:
+            errors.append(f"config.optimizer.{field}={o[field]} must be >= 0")
+    if config.data.get("seq_len", 1) < 1:
+        errors.append(f"config.data.seq_len={config.data.seq_len} must be >= 1")
     if config.data.seq_len > config.model.get("max_len", config.data.seq_len):
         errors.append(f"config.data.seq_len={config.data.seq_len} exceeds "
                       f"config.model.max_len={config.model.max_len}")
+    # The batch is sharded over ("data", "fsdp") (sharding.RULES["batch"]), so both sizes must
+    # divide it; -1 is resolved as make_mesh does, without building a mesh. n-gram models never
+    # touch a device, so they skip this and do not start a JAX backend just to count devices.
+    mesh = config.get("mesh")
+    if mesh is not None and config.model.get("name") != "ngram":
+        import jax  # here, not at the top: the config schema is read by code that needs no JAX
+
+        sizes = {a: int(mesh.get(a, 1)) for a in ("data", "fsdp", "tensor")}
+        auto = [a for a, s in sizes.items() if s == -1]
+        bad = [a for a, s in sizes.items() if s < 1 and s != -1]
+        rest = 1
+        for s in sizes.values():
+            rest *= s if s != -1 else 1
+        if bad:
+            errors.append(f"config.mesh.{bad[0]}={sizes[bad[0]]} must be >= 1, or -1 for the "
+                          "devices the other axes leave")
+        elif len(auto) > 1:
+            errors.append(f"config.mesh: at most one of data/fsdp/tensor may be -1, got {sizes}")
+        elif auto and jax.device_count() % rest:
+            errors.append(f"config.mesh={sizes}: {jax.device_count()} devices are not "
+                          f"divisible by {rest}")
+        else:
+            if auto:
+                sizes[auto[0]] = jax.device_count() // rest
+            dp = sizes["data"] * sizes["fsdp"]
+            if t.batch_size >= 1 and t.batch_size % dp:
+                errors.append(f"config.train.batch_size={t.batch_size} is not divisible by the "
+                              f"data-parallel size config.mesh.data*fsdp = {sizes['data']}*"
+                              f"{sizes['fsdp']} = {dp} (the batch is split over both)")
     if errors:
         raise ValueError("bad config:\n  " + "\n  ".join(errors))

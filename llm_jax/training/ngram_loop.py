@@ -4,6 +4,14 @@
 training/runners.py); DIR then holds config.json, tokenizer/, model.npz (every count table and
 probability, so `evaluate` rescores without recounting), metrics.jsonl, summary.json,
 samples.txt and, with config.task.write_arpa, model.arpa.
+
+Each scored split reports two perplexities. `perplexity` scores every token, an out-of-vocabulary
+word as `<unk>` (SRILM's convention for an open-vocabulary model, `-unk`); `perplexity_no_oov`
+leaves the OOVs out of the sum and the count, as SRILM's `ngram -ppl` does with a closed
+vocabulary (the probabilities are still this model's, <unk> mass included). `oov` counts them.
+Both count one sentence end per newline of the text and no sentence start, SRILM's
+words - OOVs + sentences. PTB's text carries its own <unk> and its test words are all in the
+training vocabulary, so there oov = 0 and the two perplexities are equal.
 """
 
 import json
@@ -13,7 +21,7 @@ import time
 import numpy as np
 
 from llm_jax.data import load_tokenizer
-from llm_jax.models.ngram import NGramLM
+from llm_jax.models.ngram import NGramLM, perplexity
 from llm_jax.models.ngram_arpa import write_arpa
 from llm_jax.tasks.ngram_lm import NGramLMTask
 from llm_jax.training.config_schema import check_config
@@ -23,11 +31,14 @@ from llm_jax.training.metrics import MetricsWriter
 MODEL_FILE = "model.npz"
 
 
-def _scores(lm: NGramLM, tokens, prefix: str) -> dict:
+def _scores(lm: NGramLM, tokens_and_oov, prefix: str) -> dict:
+    tokens, oov = tokens_and_oov
     t0 = time.perf_counter()
     logp = lm.stream_logprobs(tokens)
     nll = float(-logp.mean())
     return {f"{prefix}/loss": nll, f"{prefix}/perplexity": float(np.exp(min(nll, 700.0))),
+            f"{prefix}/perplexity_no_oov": perplexity(logp, exclude=oov),
+            f"{prefix}/oov": int(oov.sum()),
             f"{prefix}/tokens": len(tokens), f"{prefix}/seconds": time.perf_counter() - t0}
 
 
@@ -49,8 +60,11 @@ def train(config, workdir: str) -> dict:
     if config.data.test_split:
         splits.append(("test", config.data.test_split))
     for prefix, split in splits:
-        summary.update(_scores(lm, task.tokens(split), prefix))
-        print(f"{split}: perplexity {summary[prefix + '/perplexity']:.2f}", flush=True)
+        summary.update(_scores(lm, task.tokens_and_oov(split), prefix))
+        oov = summary[f"{prefix}/oov"]
+        print(f"{split}: perplexity {summary[prefix + '/perplexity']:.2f}" + (
+            f" ({oov} OOV tokens scored as <unk>; without them, SRILM's ngram -ppl: "
+            f"{summary[prefix + '/perplexity_no_oov']:.2f})" if oov else ""), flush=True)
     lm.save(os.path.join(workdir, MODEL_FILE))
     if config.task.write_arpa:
         write_arpa(lm, os.path.join(workdir, "model.arpa"), task.tokenizer.words)
@@ -84,7 +98,7 @@ def evaluate(workdir: str, split=None) -> dict:
     lm, _ = load(workdir)
     task = NGramLMTask(config, workdir)
     split = split or config.data.eval_split
-    scores = _scores(lm, task.tokens(split), "eval")
+    scores = _scores(lm, task.tokens_and_oov(split), "eval")
     return {"workdir": os.path.abspath(workdir), "split": split, **scores}
 
 
@@ -95,7 +109,6 @@ def export(workdir: str, out_dir: str) -> str:
     path = os.path.join(out_dir, "model.arpa")
     write_arpa(lm, path, tokenizer.words)
     return path
-
 
 
 def generate(workdir, prompt, *, max_new_tokens=200, temperature=1.0, top_k=0, top_p=1.0,

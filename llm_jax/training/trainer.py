@@ -17,7 +17,7 @@ from llm_jax.training.checkpoints import BestCheckpoint
 from llm_jax.training.config_schema import check_config
 from llm_jax.training.experiment import Experiment, save_config
 from llm_jax.training.guards import FiniteWatch, GracefulStop, TrainingInterrupted
-from llm_jax.training.metrics import MetricsWriter
+from llm_jax.training.metrics import MetricsWriter, read_metrics
 from llm_jax.training.steps import NONFINITE, has_carry, make_eval_step, make_train_step
 
 BEST_DIR = "checkpoints_best"
@@ -110,6 +110,9 @@ def _loop(exp: Experiment, state, data_state, start: int, stop: GracefulStop) ->
     # Token counts and non-finite codes stay on device until a log or checkpoint step, so no
     # step waits for the host; no checkpoint is written before they are checked.
     last_time, t0, final, token_counts = time.perf_counter(), time.perf_counter(), {}, []
+    if start >= tc.steps:  # finished but for summary.json: rebuild it from the metrics log
+        for row in read_metrics(os.path.join(workdir, "metrics.jsonl")):
+            final.update({k: v for k, v in row.items() if k != "step"})
     watch, last_saved = FiniteWatch(), exp.checkpointer.latest_step()
     for step in range(start + 1, tc.steps + 1):
         state, metrics = train_step(state, exp.put_batch(next(it)))

@@ -1,7 +1,8 @@
 """Training throughput of llm_jax's GPT against the same model in PyTorch (eager and compiled).
 
   .venv/bin/python experiments/shakespeare_char/bench/bench_train.py [--configs cpu,gpt2_124m]
-      [--steps N | --steps cpu=N,gpt2_124m=M] [--malloc tuned] [--out results.json]
+      [--steps N | --steps cpu=N,gpt2_124m=M] [--malloc tuned]
+      [--out runs/shakespeare_char_bench/results.json] [--update_results]
 
 The JAX side is llm_jax's own train step (make_state_spec + make_train_step, AdamW with clipping
 and the cosine schedule of the config); the PyTorch side is torch_gpt.GPT with torch.optim.AdamW
@@ -10,7 +11,8 @@ timing, the PyTorch model is loaded with llm_jax's initial weights and the loss 
 norm of the first step must agree. Throughput is the median of 3 timed runs of N steps after
 warm-up, the implementations taking turns run by run; model FLOPs use nanoGPT's estimate
 (6N + 12*L*H*Dh*T per token), and each figure is also given as a share of the float32 matmul
-speed measured in the same process.
+speed measured in the same process. The report goes to --out (default under runs/); only
+--update_results also writes experiments/shakespeare_char/bench/results.json, the tracked copy.
 """
 
 import argparse
@@ -359,8 +361,13 @@ def main():
     p.add_argument("--matmul-n", type=int, default=2048)
     p.add_argument("--malloc", choices=("default", "tuned"), default="default",
                    help="tuned: rerun with TUNED_MALLOC_ENV (applies to both sides alike)")
-    p.add_argument("--out", default=os.path.join(HERE, "results.json"))
+    p.add_argument("--out", default=os.path.join("runs", "shakespeare_char_bench", "results.json"),
+                   help="the JSON report")
+    p.add_argument("--update_results", action="store_true",
+                   help=f"also write {os.path.join(HERE, 'results.json')}")
     args = p.parse_args()
+    outs = [args.out] + ([os.path.join(HERE, "results.json")] if args.update_results else [])
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)  # fail before timing
     args.steps = parse_steps(args.steps, args.configs.split(","))
     if args.malloc == "tuned":
         reexec_with_tuned_malloc()
@@ -416,9 +423,10 @@ def main():
                                    "params_no_positions": n_no_pos, "flops_per_token": fpt,
                                    "parity": parity}
     print_report(report)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
-    print(f"\nwrote {args.out}")
+    for out in outs:
+        with open(out, "w") as f:
+            json.dump(report, f, indent=2)
+    print(f"\nwrote {' and '.join(outs)}")
 
 
 if __name__ == "__main__":
