@@ -1,5 +1,6 @@
 """Parameter creation with logical axis names (mapped to mesh axes in training/sharding.py)."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -20,8 +21,24 @@ def normal(stddev: float):
     return nnx.initializers.normal(stddev)
 
 
+def uniform(scale: float):
+    """Uniform on [-scale, scale] (nnx.initializers.uniform is [0, scale))."""
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, minval=-scale, maxval=scale)
+    return init
+
+
 zeros = nnx.initializers.zeros
 ones = nnx.initializers.ones
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+def config_dtype(field: str, name: str):
+    """The jnp dtype that config field `model.<field>` names, or an error naming the field."""
+    if name not in DTYPES:
+        raise ValueError(f"model.{field}={name!r}: expected one of {sorted(DTYPES)}")
+    return DTYPES[name]
 
 
 def dense(x, kernel, in_dims: int = 1):

@@ -15,24 +15,18 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from llm_jax.layers.params import dense, param
+from llm_jax.layers.params import dense, param, uniform
 
 CELL_KINDS = ("lstm", "gru", "rnn")
 
-
-def _uniform(scale: float):
-    """Uniform on [-scale, scale] (nnx.initializers.uniform is [0, scale))."""
-    def init(key, shape, dtype=jnp.float32):
-        return jax.random.uniform(key, shape, dtype, minval=-scale, maxval=scale)
-    return init
 
 
 def _initializers(init_scale, hidden_dim):
     """(kernel init, bias init) for a cell."""
     if init_scale is None:
         s = 1.0 / float(hidden_dim) ** 0.5
-        return _uniform(s), _uniform(s)
-    return _uniform(float(init_scale)), nnx.initializers.zeros
+        return uniform(s), uniform(s)
+    return uniform(float(init_scale)), nnx.initializers.zeros
 
 
 class _Cell(nnx.Module):

@@ -24,9 +24,8 @@ from flax import nnx
 from llm_jax import ops
 from llm_jax.data.chars import PAD, batch_char_ids
 from llm_jax.layers.char_cnn import CharCNN
-from llm_jax.layers.params import dense, normal, param, zeros
+from llm_jax.layers.params import config_dtype, dense, normal, param, zeros
 from llm_jax.layers.recurrent import LSTMCell, run_cell
-from llm_jax.models.gpt import _dtype
 
 PAPER_FILTERS = ((1, 32), (2, 32), (3, 64), (4, 128), (5, 256), (6, 512), (7, 1024))
 
@@ -52,8 +51,8 @@ class ELMoBiLM(nnx.Module):
             raise ValueError(f"model.vocab_size={cfg.vocab_size}: set it, or let the task set it")
         if cfg.num_layers < 1:
             raise ValueError(f"model.num_layers={cfg.num_layers} must be >= 1")
-        self.dtype = _dtype("dtype", cfg.dtype)
-        pdt = _dtype("param_dtype", cfg.param_dtype)
+        self.dtype = config_dtype("dtype", cfg.dtype)
+        pdt = config_dtype("param_dtype", cfg.param_dtype)
         self.max_chars, self.dropout_rate, self.residual = cfg.max_chars, cfg.dropout_rate, cfg.residual
         P = cfg.proj_dim
         self.proj_dim = P

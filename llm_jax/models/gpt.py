@@ -13,21 +13,13 @@ from llm_jax.layers import (
     LayerNorm,
     LearnedPositions,
 )
-from llm_jax.layers.params import dense, normal, param
+from llm_jax.layers.params import config_dtype, dense, normal, param
 
 VARIANTS = {
     # pre_ln, final_ln, scaled_residual_init
     "gpt1": (False, False, False),
     "gpt2": (True, True, True),
 }
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
-
-
-def _dtype(field, name):
-    if name not in DTYPES:
-        raise ValueError(f"model.{field}={name!r}: expected one of {sorted(DTYPES)}")
-    return DTYPES[name]
-
 
 def default_config() -> ml_collections.ConfigDict:
     """Every `model.*` field a GPT config may set, with GPT-2-small-like defaults."""
@@ -48,8 +40,8 @@ class GPT(nnx.Module):
         if cfg.variant not in VARIANTS:
             raise ValueError(f"model.variant={cfg.variant!r}: expected one of {sorted(VARIANTS)}")
         pre_ln, final_ln, scaled = VARIANTS[cfg.variant]
-        self.dtype = _dtype("dtype", cfg.dtype)
-        param_dtype = _dtype("param_dtype", cfg.param_dtype)
+        self.dtype = config_dtype("dtype", cfg.dtype)
+        param_dtype = config_dtype("param_dtype", cfg.param_dtype)
         self.max_len, self.dropout_rate = cfg.max_len, cfg.dropout_rate
         self.block_cfg = BlockConfig(
             embed_dim=cfg.embed_dim, num_heads=cfg.num_heads,

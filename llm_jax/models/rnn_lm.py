@@ -12,10 +12,8 @@ import ml_collections
 from flax import nnx
 
 from llm_jax import ops
-from llm_jax.layers.params import dense, param
-from llm_jax.layers.recurrent import _uniform, make_cell, run_cell
-
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+from llm_jax.layers.params import config_dtype, dense, param, uniform
+from llm_jax.layers.recurrent import make_cell, run_cell
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -32,16 +30,11 @@ def default_config() -> ml_collections.ConfigDict:
     ))
 
 
-def _dtype(field, name):
-    if name not in DTYPES:
-        raise ValueError(f"model.{field}={name!r}: expected one of {sorted(DTYPES)}")
-    return DTYPES[name]
-
 
 class RNNLM(nnx.Module):
     def __init__(self, cfg, *, rngs: nnx.Rngs):
-        self.dtype = _dtype("dtype", cfg.dtype)
-        param_dtype = _dtype("param_dtype", cfg.param_dtype)
+        self.dtype = config_dtype("dtype", cfg.dtype)
+        param_dtype = config_dtype("param_dtype", cfg.param_dtype)
         if cfg.num_layers < 1 or cfg.hidden_dim < 1:
             raise ValueError(f"model.num_layers={cfg.num_layers} and model.hidden_dim="
                              f"{cfg.hidden_dim} must be >= 1")
@@ -51,7 +44,7 @@ class RNNLM(nnx.Module):
         if cfg.tie_embeddings and embed_dim != cfg.hidden_dim:
             raise ValueError(f"model.tie_embeddings needs model.embed_dim ({embed_dim}) equal to "
                              f"model.hidden_dim ({cfg.hidden_dim})")
-        init = _uniform(cfg.init_scale)
+        init = uniform(cfg.init_scale)
         self.dropout_rate, self.tie = cfg.dropout_rate, cfg.tie_embeddings
         self.table = param(init, rngs.params(), (cfg.vocab_size, embed_dim), ("vocab", "embed"),
                            param_dtype)

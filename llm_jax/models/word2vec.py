@@ -5,12 +5,11 @@ inner node of the Huffman tree for hierarchical softmax (syn1). Initialised as t
 does: inputs uniform in [-0.5/dim, 0.5/dim), outputs zero.
 """
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from llm_jax.layers.params import param
+from llm_jax.layers.params import param, uniform
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -24,11 +23,6 @@ def default_config() -> ml_collections.ConfigDict:
     ))
 
 
-def _uniform(scale):
-    def init(key, shape, dtype):
-        return jax.random.uniform(key, shape, dtype, -scale, scale)
-    return init
-
 
 class Word2Vec(nnx.Module):
     def __init__(self, cfg, *, rngs: nnx.Rngs):
@@ -40,7 +34,7 @@ class Word2Vec(nnx.Module):
             # Plain SGD adds updates of ~alpha * 1e-3 to rows of ~1e-2: bfloat16 would lose them.
             raise ValueError(f"model.param_dtype={cfg.param_dtype!r}: word2vec supports 'float32'")
         rows = cfg.output_rows or cfg.vocab_size
-        self.input = param(_uniform(0.5 / cfg.dim), rngs.params(), (cfg.vocab_size, cfg.dim),
+        self.input = param(uniform(0.5 / cfg.dim), rngs.params(), (cfg.vocab_size, cfg.dim),
                            ("vocab", "embed"))
         self.output = param(nnx.initializers.zeros, rngs.params(), (rows, cfg.dim), ("vocab", "embed"))
 

@@ -84,7 +84,9 @@ def test_reset_zeroes_the_carry_and_loss_scaling():
     # rows 0 and 2 reset (zero state), row 1 continues the given carry
     want = jnp.stack([logits_zero[0], logits_carry[1], logits_zero[2]])
     nll = -jnp.take_along_axis(jax.nn.log_softmax(want), batch["targets"][..., None], -1)
-    np.testing.assert_allclose(metrics["loss"], nll.mean(), rtol=1e-5)
+    total, weight = metrics["loss"]  # (sum, weight): 15 scored tokens
+    assert weight == 15
+    np.testing.assert_allclose(total / weight, nll.mean(), rtol=1e-5)
     summed, (m2, _) = _Task(sum_over_time=True).carry_loss(model, carry, batch)
     np.testing.assert_allclose(summed, 5 * loss, rtol=1e-6)
     assert m2["loss"] == metrics["loss"]  # the reported NLL is per token either way
