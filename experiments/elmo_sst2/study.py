@@ -5,14 +5,7 @@ The pipeline of README.md beside this file: pre-train the small biLM, export it,
 paper's claim in its own form (Peters et al. 2018, section 3.3: ELMo concatenated with the
 token embedding): the ELMo-fed classifier beats the same classifier on random-init embeddings,
 both trained in the same run on the same phrases and seeds (mean dev accuracy of 3 seeds).
-
-Run as a script, this file is run.py without its README update: run.py rewrites the results
-table of README.md on every run, and a reproduction must not touch tracked files.
 """
-
-import importlib.util
-import os
-import sys
 
 from llm_jax.reproduce import ConfigRun, Metric, Row, ScriptRun, Study, at_least
 
@@ -35,7 +28,7 @@ elmo_sst2 = Study(
         ScriptRun("bilm_export", ("-m", "llm_jax", "export", "--workdir={bilm}", "--out={out}"),
                   outputs=("params.npz", "model.json", "vocab.json"), cpu_minutes=0.5, gpu_minutes=0.5),
         ConfigRun("word2vec", "configs/word2vec.py:sg_neg", cpu_minutes=1, gpu_minutes=1),
-        ScriptRun("sst2", ("experiments/elmo_sst2/study.py", "--bilm={bilm_export}",
+        ScriptRun("sst2", ("experiments/elmo_sst2/run.py", "--bilm={bilm_export}",
                            "--word2vec={word2vec}/vectors.bin", "--train_subset=20000", "--epochs=8",
                            "--lr=3e-3", "--seeds=0,1,2", f"--out={{out}}/{RESULTS}"),
                   outputs=(RESULTS,), cpu_minutes=12, gpu_minutes=4),
@@ -51,12 +44,3 @@ elmo_sst2 = Study(
 )
 
 STUDY = elmo_sst2
-
-if __name__ == "__main__":
-    here = os.path.dirname(os.path.abspath(__file__))
-    spec = importlib.util.spec_from_file_location("elmo_sst2_run", os.path.join(here, "run.py"))
-    run = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run)
-    run.write_readme_table = lambda results, command: None
-    sys.argv[0] = os.path.join(here, "run.py")
-    run.main()
