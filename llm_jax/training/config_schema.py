@@ -23,7 +23,11 @@ def default_config(model: str = "gpt", task: str = "causal_lm") -> ml_collection
     c.model = default_model_config(model)
     c.data = dict(
         source="files",          # "files" (LLM_JAX_DATA_DIR) | "tfds"
-        corpus="tinyshakespeare",  # for files: tinyshakespeare | ptb | wikitext-2
+        corpus="tinyshakespeare",  # for files: tinyshakespeare | ptb | wikitext-2, or a path: a
+                                   # directory of train.txt, valid.txt[, test.txt] or one file
+        encoding="utf-8",        # of the corpus files (e.g. "latin-1", "cp1252")
+        valid_fraction=0.1,      # one file: its last lines, this share, are the valid split
+        token_cache_dir="",      # "": WORKDIR/tokens; a directory to share token files between runs
         tfds_name="",            # for tfds, e.g. "tiny_shakespeare", "lm1b"
         train_split="train", eval_split="valid",
         test_split="",           # also scored at the end of training when set (e.g. "test")

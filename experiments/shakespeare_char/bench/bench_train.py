@@ -15,8 +15,17 @@ speed measured in the same process. The report goes to --out (default under runs
 --update_results also writes experiments/shakespeare_char/bench/results.json, the tracked copy.
 """
 
-import argparse
-import importlib.util
+import sys
+
+from llm_jax.allocator import tune_malloc
+
+# What `python -m llm_jax train` does first (llm_jax/cli.py), before JAX or PyTorch allocate:
+# glibc's malloc tuned in this process, for both sides alike. --malloc=default/tuned opt out.
+if __name__ == "__main__" and not any(a.startswith("--malloc") for a in sys.argv[1:]):
+    tune_malloc()
+
+import argparse  # noqa: E402
+import importlib.util  # noqa: E402
 import json
 import math
 import os
@@ -38,7 +47,7 @@ sys.path[:0] = [HERE, REPO]
 
 import torch_gpt  # noqa: E402
 
-from llm_jax import ops  # noqa: E402
+from llm_jax.tasks.causal_lm import lm_loss  # noqa: E402
 from llm_jax.training.optimizer import make_optimizer, make_schedule  # noqa: E402
 from llm_jax.training.sharding import batch_sharding, make_mesh  # noqa: E402
 from llm_jax.training.state import make_state_spec  # noqa: E402
@@ -69,10 +78,7 @@ class RandomTokensLM:
     """llm_jax.tasks.causal_lm.CausalLM.loss, without the corpus it reads in its constructor."""
 
     def loss(self, model, batch, dropout_key=None):
-        logits = model(batch["inputs"], dropout_key=dropout_key)
-        loss, nll = ops.softmax_cross_entropy(logits, batch["targets"])
-        accuracy = jnp.mean((jnp.argmax(logits, -1) == batch["targets"]).astype(jnp.float32))
-        return loss, {"loss": nll, "accuracy": accuracy}
+        return lm_loss(model(batch["inputs"], dropout_key=dropout_key), batch["targets"])
 
 
 def flops_per_token(cfg, n_params_no_pos):
@@ -289,7 +295,8 @@ def environment(args):
     return {"jax": jax.__version__, "torch": torch.__version__, "cpu": cpu,
             "cores": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
             "jax_backend": jax.default_backend(), "jax_devices": jax.device_count(),
-            "torch_adamw": args.torch_adamw, "malloc": args.malloc}
+            "torch_adamw": args.torch_adamw, "malloc": args.malloc,
+            "llm_jax_allocator": tune_malloc() if args.malloc == "llm_jax" else None}
 
 
 def cell(r, key="tok_s"):
@@ -359,8 +366,10 @@ def main():
     p.add_argument("--torch-adamw", choices=("default", "foreach", "fused"), default="fused")
     p.add_argument("--compile-timeout", type=int, default=900)
     p.add_argument("--matmul-n", type=int, default=2048)
-    p.add_argument("--malloc", choices=("default", "tuned"), default="default",
-                   help="tuned: rerun with TUNED_MALLOC_ENV (applies to both sides alike)")
+    p.add_argument("--malloc", choices=("llm_jax", "default", "tuned"), default="llm_jax",
+                   help="llm_jax: llm_jax.allocator's start-up setting, as the CLI applies it; "
+                        "default: glibc untouched; tuned: rerun with TUNED_MALLOC_ENV "
+                        "(each applies to both sides alike)")
     p.add_argument("--out", default=os.path.join("runs", "shakespeare_char_bench", "results.json"),
                    help="the JSON report")
     p.add_argument("--update_results", action="store_true",
