@@ -1,9 +1,11 @@
 """Data: corpora on disk, downloads, tokenizers and batching pipelines."""
 
-from llm_jax.data.corpora import CORPORA, Corpus, Split, get_corpus, read_corpus
+from llm_jax.data.corpora import CORPORA, Corpus, Split, get_corpus, read_corpus, resolve_split
+from llm_jax.data.data_record import DataChangedError
 from llm_jax.data.download import SOURCES, ChecksumError, RemoteFile, download, sha256_file
 from llm_jax.data.lm_batches import LMBatches, eval_batches
 from llm_jax.data.paths import MissingDataError, data_dir, require_file
+from llm_jax.data.text_files import CorpusDecodeError, TextSlice
 from llm_jax.data.tfds_source import read_tfds_text
 from llm_jax.data.tokenizers import (
     CharTokenizer,
@@ -20,11 +22,14 @@ __all__ = [
     "CharTokenizer",
     "ChecksumError",
     "Corpus",
+    "CorpusDecodeError",
+    "DataChangedError",
     "LMBatches",
     "MissingDataError",
     "RemoteFile",
     "SentencePieceTokenizer",
     "Split",
+    "TextSlice",
     "Tokenizer",
     "WordTokenizer",
     "data_dir",
@@ -36,5 +41,6 @@ __all__ = [
     "read_corpus",
     "read_tfds_text",
     "require_file",
+    "resolve_split",
     "sha256_file",
 ]

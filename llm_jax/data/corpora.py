@@ -1,11 +1,21 @@
-"""Plain-text language-modelling corpora, in the layout of their canonical downloads."""
+"""Language-modelling corpora: the built-in ones (in the layout of their canonical downloads,
+under the data directory) and a user's own files, named by path.
+
+`config.data.corpus` is either a built-in name or a path:
+  * a directory holding train.txt and valid.txt (test.txt optional): splits train/valid/test;
+  * one text file: its first lines are train and the last `valid_fraction` of its lines valid.
+A user's files are read in `config.data.encoding`; the built-in files are UTF-8.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import pathlib
 from collections.abc import Mapping
 
 from llm_jax.data.paths import require_file
+from llm_jax.data.text_files import TextSlice, check_encoding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +51,8 @@ CORPORA: dict[str, Corpus] = {
 
 # nanoGPT and many configs say "val"; the canonical files say "valid".
 SPLIT_ALIASES = {"val": "valid", "validation": "valid"}
+SPLIT_FILES = {"train": "train.txt", "valid": "valid.txt", "test": "test.txt"}  # a directory's
+DEFAULT_VALID_FRACTION = 0.1
 
 
 def get_corpus(name: str) -> Corpus:
@@ -49,22 +61,64 @@ def get_corpus(name: str) -> Corpus:
     return CORPORA[name]
 
 
-def read_corpus(name: str, split: str) -> str:
-    """The text of one split of a registered corpus, read from the data directory."""
-    corpus = get_corpus(name)
+def _split_key(split: str, known, where: str) -> str:
     key = SPLIT_ALIASES.get(split, split)
-    if key not in corpus.splits:
+    if key not in known:
         raise ValueError(
-            f"Unknown split {split!r} for corpus {name!r}; expected one of "
-            f"{sorted(corpus.splits)} (aliases: {sorted(SPLIT_ALIASES)})."
+            f"Unknown split {split!r} for corpus {where}; expected one of "
+            f"{sorted(known)} (aliases: {sorted(SPLIT_ALIASES)})."
         )
-    spec = corpus.splits[key]
-    path = require_file(corpus.name, spec.filename)
-    # newline="" keeps the bytes as they are, so character offsets match the file's.
-    with open(path, encoding="utf-8", newline="") as f:
-        text = f.read()
-    if (spec.start, spec.end) == (0.0, 1.0):
-        return text
-    n = len(text)
-    # int(n * frac) is exactly nanoGPT's `int(n*0.9)` boundary.
-    return text[int(n * spec.start) : int(n * spec.end)]
+    return key
+
+
+def _absolute(path) -> pathlib.Path:
+    # Absolute and normalised, but symlinks kept: the record shows the path the user gave.
+    return pathlib.Path(os.path.abspath(path))
+
+
+def resolve_split(corpus: str, split: str, *, encoding: str = "utf-8",
+                  valid_fraction: float = DEFAULT_VALID_FRACTION) -> TextSlice:
+    """Which file, which part of it and which encoding a split of `corpus` is read from."""
+    if corpus in CORPORA:
+        spec = CORPORA[corpus].splits[_split_key(split, CORPORA[corpus].splits, repr(corpus))]
+        path = _absolute(require_file(corpus, spec.filename))
+        unit = "all" if (spec.start, spec.end) == (0.0, 1.0) else "chars"
+        return TextSlice(path, "utf-8", unit, spec.start, spec.end)
+    check_encoding(encoding)
+    path = pathlib.Path(corpus).expanduser()
+    if path.is_dir():
+        files = {s: path / f for s, f in SPLIT_FILES.items()}
+        missing = [files[s].name for s in ("train", "valid") if not files[s].is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"config.data.corpus={corpus!r}: the directory {_absolute(path)} has no "
+                f"{' or '.join(missing)}; a corpus directory holds train.txt and valid.txt "
+                "(and optionally test.txt)")
+        key = _split_key(split, [s for s, f in files.items() if f.is_file()], repr(corpus))
+        return TextSlice(_absolute(files[key]), encoding)
+    if path.is_file():
+        if not 0.0 < valid_fraction < 1.0:
+            raise ValueError(f"config.data.valid_fraction={valid_fraction} must be between 0 "
+                             "and 1 (the fraction of the file's lines, at its end, for valid)")
+        key = _split_key(split, ("train", "valid"), f"file {str(path)!r}")
+        cut = 1.0 - valid_fraction
+        start, end = (0.0, cut) if key == "train" else (cut, 1.0)
+        return TextSlice(_absolute(path), encoding, "lines", start, end)
+    raise ValueError(  # most often a misspelt name, so not a FileNotFoundError
+        f"config.data.corpus={corpus!r} is neither a built-in corpus ({', '.join(CORPORA)}) "
+        "nor an existing file or directory")
+
+
+def data_options(data_cfg) -> dict:
+    """The reading options of a `config.data` section; fields a config lacks get defaults."""
+    return {"encoding": data_cfg.get("encoding", "utf-8") or "utf-8",
+            "valid_fraction": float(data_cfg.get("valid_fraction", DEFAULT_VALID_FRACTION))}
+
+
+def read_corpus(name: str, split: str, *, encoding: str = "utf-8",
+                valid_fraction: float = DEFAULT_VALID_FRACTION) -> str:
+    """The whole text of one split of a corpus (built-in name or path).
+
+    Reads and holds all of it: for training, tasks stream splits into token files instead
+    (data/token_cache.py)."""
+    return resolve_split(name, split, encoding=encoding, valid_fraction=valid_fraction).read()

@@ -37,8 +37,18 @@ def _check_corpus(num_tokens: int, num_windows: int, seq_len: int, batch_size: i
 
 def _windows(tokens: np.ndarray, starts: np.ndarray, seq_len: int) -> Batch:
     # One fancy-indexing gather of B x (seq_len + 1) tokens; targets are inputs shifted by one.
-    chunk = tokens[starts[:, None] + np.arange(seq_len + 1)]
+    # Only the gathered windows are cast to int32: `tokens` may be a memory-mapped uint16 token
+    # file larger than memory, which is never copied whole.
+    chunk = tokens[starts[:, None] + np.arange(seq_len + 1)].astype(np.int32, copy=False)
     return {"inputs": chunk[:, :-1], "targets": chunk[:, 1:]}
+
+
+def as_token_array(tokens: Any) -> np.ndarray:
+    """A 1-D integer array of the tokens, without copying an array (or np.memmap) given."""
+    tokens = tokens if isinstance(tokens, np.ndarray) else np.asarray(tokens)
+    if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
+        raise ValueError(f"tokens must be a 1-D integer array, got {tokens.dtype}{tokens.shape}.")
+    return tokens
 
 
 class _BatchSource(grain.MapDataset):
@@ -94,16 +104,10 @@ class LMBatches:
     """
 
     def __init__(self, tokens: Any, seq_len: int, batch_size: int, seed: int, *, prefetch: int = 0):
-        tokens = np.asarray(tokens)
-        if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
-            raise ValueError(
-                f"tokens must be a 1-D integer array, got {tokens.dtype}{tokens.shape}."
-            )
+        tokens = as_token_array(tokens)
         self.seq_len, self.batch_size, self.seed = int(seq_len), int(batch_size), int(seed)
         self.num_tokens = len(tokens)
-        self._source = _BatchSource(
-            tokens.astype(np.int32), self.seq_len, self.batch_size, self.seed
-        )
+        self._source = _BatchSource(tokens, self.seq_len, self.batch_size, self.seed)
         threads = 1 if prefetch > 0 else 0
         options = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=prefetch)
         self._iter = iter(self._source.to_iter_dataset(options))
@@ -158,7 +162,7 @@ def eval_batches(
     tokens: Any, seq_len: int, batch_size: int, max_batches: int | None = None
 ) -> Iterator[Batch]:
     """Sequential non-overlapping windows from the start; the last partial batch is dropped."""
-    tokens = np.asarray(tokens).astype(np.int32, copy=False)
+    tokens = as_token_array(tokens)
     num_windows = (len(tokens) - 1) // max(seq_len, 1)
     _check_corpus(len(tokens), num_windows, seq_len, batch_size)
     num_batches = num_windows // batch_size

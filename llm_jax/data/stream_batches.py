@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from llm_jax.data.lm_batches import as_token_array
+
 Batch = dict[str, np.ndarray]
 
 
 def _streams(tokens: Any, batch_size: int, num_steps: int, what: str) -> np.ndarray:
-    tokens = np.asarray(tokens)
-    if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
-        raise ValueError(f"tokens must be a 1-D integer array, got {tokens.dtype}{tokens.shape}.")
+    tokens = as_token_array(tokens)
     if batch_size < 1 or num_steps < 1:
         raise ValueError(f"batch_size and num_steps must be positive, got {batch_size}, {num_steps}.")
     stream_len = len(tokens) // batch_size
@@ -32,11 +32,12 @@ def _streams(tokens: Any, batch_size: int, num_steps: int, what: str) -> np.ndar
         raise ValueError(f"the {what} split ({len(tokens)} tokens) is too short for one batch of "
                          f"{batch_size} streams x {num_steps} steps; lower the batch size or "
                          "config.data.seq_len")
-    return tokens[: batch_size * stream_len].astype(np.int32).reshape(batch_size, stream_len)
+    # A view (of a memory-mapped token file, say): only each window is copied, as int32.
+    return tokens[: batch_size * stream_len].reshape(batch_size, stream_len)
 
 
 def _window(streams: np.ndarray, i: int, num_steps: int, reset: bool) -> Batch:
-    chunk = streams[:, i * num_steps: (i + 1) * num_steps + 1]
+    chunk = streams[:, i * num_steps: (i + 1) * num_steps + 1].astype(np.int32)
     return {"inputs": chunk[:, :-1], "targets": chunk[:, 1:],
             "reset": np.full((streams.shape[0],), reset)}
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import pathlib
 
 import numpy as np
+
+from llm_jax.data.text_files import TextSlice
 
 # gensim's LineSentence cuts longer lines into pieces of this many words.
 MAX_SENTENCE_LEN = 10000
@@ -53,13 +56,20 @@ def split_sentences(lines) -> list[list[str]]:
     return sentences
 
 
-def read_sentences(path) -> list[list[str]]:
-    """The sentences of a text file; a clear error if it is missing or holds no words."""
+def _lines(path, encoding):
+    # Streamed (never the whole text at once); "\r\n" and "\r" end lines too, as they do for
+    # a file opened in text mode. A piece ends with "\n", so no "\r\n" is cut in two.
+    for piece in TextSlice(pathlib.Path(path), encoding).iter_text():
+        yield from piece.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def read_sentences(path, encoding: str = "utf-8") -> list[list[str]]:
+    """The sentences of a text file; a clear error if it is missing, holds no words or is not
+    in `encoding` (the error names the line)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"corpus file {path} not found (config.task.corpus_file)")
-    with open(path, encoding="utf-8") as f:
-        sentences = split_sentences(f)
+    sentences = split_sentences(_lines(path, encoding))
     if not sentences:
         raise ValueError(f"corpus file {path} is empty: it holds no words")
     return sentences

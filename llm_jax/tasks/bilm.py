@@ -22,8 +22,8 @@ import numpy as np
 from llm_jax import ops
 from llm_jax.data import LMBatches, WordTokenizer, eval_batches, load_tokenizer
 from llm_jax.data.chars import words_char_ids
+from llm_jax.data.split_reader import SplitReader
 from llm_jax.data.tokenizers import _split_words
-from llm_jax.tasks.causal_lm import read_split
 from llm_jax.tasks.protocols import NUM_TOKENS
 
 SOFTMAX_KINDS = ("full", "sampled")
@@ -125,8 +125,14 @@ class BiLM:
             raise ValueError(f"config.task.softmax={self.cfg.softmax!r}: expected one of {SOFTMAX_KINDS}")
         if d.tokenizer != "word":
             raise ValueError(f"config.data.tokenizer={d.tokenizer!r}: the biLM task needs 'word'")
-        train_text = read_split(d, d.train_split)
-        eval_text = read_split(d, d.eval_split)
+        # Splits are recorded in WORKDIR/data_files.json and read from any path in
+        # config.data.encoding, but tokenised in memory: word *types* are numbered in the order
+        # the splits are encoded (WordTypes), so their ids are not a function of one file and
+        # the tokenizer, which is what the token cache is keyed by.
+        self.splits = SplitReader(d, workdir)
+        self.splits.record(d.train_split, d.eval_split)
+        train_text = self.splits.text(d.train_split)
+        eval_text = self.splits.text(d.eval_split)
         tok_dir = os.path.join(workdir, "tokenizer")
         if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
             vocab = load_tokenizer(tok_dir)
@@ -155,7 +161,7 @@ class BiLM:
         return BiLMBatches(self.tokenizer, self.train_tokens, self.seq_len, batch_size, seed)
 
     def split_tokens(self, split: str):
-        return self.tokenizer.encode(read_split(self.data_cfg, split))
+        return self.tokenizer.encode(self.splits.text(split))
 
     def eval_batches(self, batch_size: int, max_batches=None, tokens=None):
         tokens = self.eval_tokens if tokens is None else tokens

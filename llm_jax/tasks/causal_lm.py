@@ -1,11 +1,13 @@
 """Causal language modelling: predict every next token of contiguous windows of a corpus."""
 
 import os
+from itertools import chain
 
 import jax.numpy as jnp
 import ml_collections
 
 from llm_jax.data import (
+    CharTokenizer,
     LMBatches,
     eval_batches,
     load_tokenizer,
@@ -13,14 +15,18 @@ from llm_jax.data import (
     read_corpus,
     read_tfds_text,
 )
+from llm_jax.data.corpora import data_options
+from llm_jax.data.split_reader import SplitReader
+from llm_jax.data.token_cache import fit_chars
 from llm_jax.ops.losses import cross_entropy_sums, token_weights
 from llm_jax.tasks.lm_decoding import generate_tokens
 from llm_jax.tasks.protocols import NUM_TOKENS, count_tokens, mean_metric
 
 
 def read_split(data_cfg, split: str) -> str:
+    """A split's whole text (a built-in corpus or a path, in config.data.encoding)."""
     if data_cfg.source == "files":
-        return read_corpus(data_cfg.corpus, split)
+        return read_corpus(data_cfg.corpus, split, **data_options(data_cfg))
     if data_cfg.source == "tfds":
         return read_tfds_text(data_cfg.tfds_name, split)
     raise ValueError(f"config.data.source={data_cfg.source!r}: expected 'files' or 'tfds'")
@@ -37,19 +43,25 @@ def tokenizer_options(data_cfg) -> dict:
 TOKENIZER_DIR = "tokenizer"
 
 
-def fit_or_load_tokenizer(data_cfg, workdir: str, train_text: str, eval_text: str):
+def fit_or_load_tokenizer(data_cfg, workdir: str, splits: SplitReader):
     """The tokenizer saved in WORKDIR/tokenizer, or one fitted now and saved there."""
     tok_dir = os.path.join(workdir, TOKENIZER_DIR)
     if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
         return load_tokenizer(tok_dir)
-    # Characters are a closed set: fit them on every split (as nanoGPT does) so that a
-    # character seen only in validation does not stop the run. Word and subword vocabularies
-    # are fitted on training text alone; unseen words become <unk>.
-    fit_text = train_text + eval_text if data_cfg.tokenizer == "char" else train_text
-    options = tokenizer_options(data_cfg)
-    if data_cfg.tokenizer == "sentencepiece":
-        options["workdir"] = tok_dir
-    tokenizer = make_tokenizer(data_cfg.tokenizer, fit_text, **options)
+    if data_cfg.tokenizer == "char":
+        # Characters are a closed set: fit them on every split (as nanoGPT does) so that a
+        # character seen only in validation does not stop the run. The set is collected while
+        # streaming, so the text is never held whole.
+        pieces = chain(splits.pieces(data_cfg.train_split), splits.pieces(data_cfg.eval_split))
+        tokenizer = CharTokenizer(fit_chars(pieces))
+    else:
+        # Word and subword vocabularies are fitted on the training text alone (unseen words
+        # become <unk>), which their trainers read whole: this holds the train split in memory.
+        options = tokenizer_options(data_cfg)
+        if data_cfg.tokenizer == "sentencepiece":
+            options["workdir"] = tok_dir
+        tokenizer = make_tokenizer(data_cfg.tokenizer, splits.text(data_cfg.train_split),
+                                   **options)
     tokenizer.save(tok_dir)
     return tokenizer
 
@@ -70,11 +82,14 @@ class CausalLM:
     def __init__(self, config, workdir: str):
         self.cfg, self.data_cfg = config.task, config.data
         d = config.data
-        train_text = read_split(d, d.train_split)
-        eval_text = read_split(d, d.eval_split)
-        self.tokenizer = fit_or_load_tokenizer(d, workdir, train_text, eval_text)
-        self.train_tokens = self.tokenizer.encode(train_text)
-        self.eval_tokens = self.tokenizer.encode(eval_text)
+        # Splits are recorded in WORKDIR/data_files.json before anything else reads them, and
+        # their ids are memory maps of token files (data/split_reader.py): a resume re-reads
+        # neither text nor tokens beyond hashing the files.
+        self.splits = SplitReader(d, workdir)
+        self.splits.record(d.train_split, d.eval_split)
+        self.tokenizer = fit_or_load_tokenizer(d, workdir, self.splits)
+        self.train_tokens = self.splits.tokens(d.train_split, self.tokenizer)
+        self.eval_tokens = self.splits.tokens(d.eval_split, self.tokenizer)
         self.seq_len = d.seq_len
 
     @staticmethod
@@ -97,7 +112,7 @@ class CausalLM:
         return eval_batches(tokens, self.seq_len, batch_size, max_batches)
 
     def split_tokens(self, split: str):
-        return self.tokenizer.encode(read_split(self.data_cfg, split))
+        return self.splits.tokens(split, self.tokenizer)
 
     def loss(self, model, batch, dropout_key=None):
         """(mean loss to minimise, metrics as (sum, weight)); pure and jit-able."""

@@ -17,8 +17,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from llm_jax.data.split_reader import SplitReader
 from llm_jax.data.stream_batches import StreamBatches, stream_eval_batches
-from llm_jax.tasks.causal_lm import CausalLM, fit_or_load_tokenizer, lm_loss, read_split
+from llm_jax.tasks.causal_lm import CausalLM, fit_or_load_tokenizer, lm_loss
 
 
 class StreamLM:
@@ -41,10 +42,11 @@ class StreamLM:
     def __init__(self, config, workdir: str):
         self.cfg, self.data_cfg = config.task, config.data
         d = config.data
-        train_text = read_split(d, d.train_split)
-        self.tokenizer = fit_or_load_tokenizer(d, workdir, train_text,
-                                               read_split(d, d.eval_split))
-        self.train_tokens = self.tokenizer.encode(train_text)
+        # As in CausalLM: recorded splits, ids memory-mapped from the token cache.
+        self.splits = SplitReader(d, workdir)
+        self.splits.record(d.train_split, d.eval_split)
+        self.tokenizer = fit_or_load_tokenizer(d, workdir, self.splits)
+        self.train_tokens = self.splits.tokens(d.train_split, self.tokenizer)
         self.eval_tokens = self.split_tokens(d.eval_split)
         self.seq_len = d.seq_len
 
@@ -53,7 +55,7 @@ class StreamLM:
         return self.tokenizer.vocab_size
 
     def split_tokens(self, split: str):
-        return self.tokenizer.encode(read_split(self.data_cfg, split))
+        return self.splits.tokens(split, self.tokenizer)
 
     def train_batches(self, batch_size: int, seed: int) -> StreamBatches:
         del seed  # the stream layout is fixed, as in the paper; nothing is shuffled

@@ -11,9 +11,8 @@ import jax.numpy as jnp
 import ml_collections
 
 from llm_jax.data import word2vec_data as wd
-from llm_jax.data.corpora import SPLIT_ALIASES, get_corpus, read_corpus
+from llm_jax.data.corpora import data_options, resolve_split
 from llm_jax.data.huffman import build_huffman
-from llm_jax.data.paths import require_file
 from llm_jax.data.word2vec_batches import EpochBatches
 from llm_jax.ops import word2vec as w2v_ops
 
@@ -67,15 +66,15 @@ def check_task_config(t):
 
 
 def read_training_sentences(config):
+    """One sentence per line of `task.corpus_file`, else of `data.corpus`'s train split (a
+    built-in name or a path, as for the language models); both in `data.encoding`."""
     t, d = config.task, config.data
+    options = data_options(d)
     if t.corpus_file:
-        return wd.read_sentences(t.corpus_file), t.corpus_file
-    corpus = get_corpus(d.corpus)
-    split = corpus.splits.get(SPLIT_ALIASES.get(d.train_split, d.train_split))
-    source = f"{d.corpus}/{d.train_split}"
-    if split is not None:
-        source = str(require_file(corpus.name, split.filename))
-    sentences = wd.split_sentences(read_corpus(d.corpus, d.train_split).splitlines())
+        return wd.read_sentences(t.corpus_file, options["encoding"]), t.corpus_file
+    split = resolve_split(d.corpus, d.train_split, **options)
+    source = str(split.path)
+    sentences = wd.split_sentences(split.read().splitlines())
     if not sentences:
         raise ValueError(f"corpus {source} is empty: it holds no words")
     return sentences, source

@@ -6,6 +6,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from llm_jax.data.split_reader import check_recorded
 from llm_jax.models import build_model
 from llm_jax.tasks import task_class
 from llm_jax.tasks.protocols import TextGenerator
@@ -22,6 +23,10 @@ __all__ = ["train", "evaluate", "generate", "export", "load"]
 def evaluate(workdir, split=None) -> dict:
     """Metrics of the latest checkpoint over a whole split (default: the config's eval split)."""
     config = load_config(workdir)
+    # Scoring other text than the run read (another data directory, an edited file) would
+    # give a number that looks right: check the record first, before building anything.
+    check_recorded(config.data, workdir,
+                   [config.data.get("train_split"), config.data.get("eval_split"), split])
     exp = Experiment(config, workdir)
     if exp.checkpointer.latest_step() is None:
         raise FileNotFoundError(f"no checkpoint in {exp.checkpointer.directory}: train first")
