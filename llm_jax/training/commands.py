@@ -59,6 +59,16 @@ def evaluate_workdir(workdir, split=None) -> dict:
 def generate_text(workdir, prompt, *, max_new_tokens=200, temperature=0.8, top_k=0, top_p=1.0,
                   num_samples=1, seed=0) -> list[str]:
     """Continuations of `prompt`; needs only the workdir (not the training corpus)."""
+    vocab = load_config(workdir).model.get("vocab_size", 0)
+    checks = (("num_samples", num_samples, num_samples >= 1, ">= 1"),
+              ("max_new_tokens", max_new_tokens, max_new_tokens >= 1, ">= 1"),
+              ("temperature", temperature, temperature >= 0, ">= 0 (0: greedy)"),
+              ("top_p", top_p, 0 < top_p <= 1, "in (0, 1]"),
+              ("top_k", top_k, 0 <= top_k and not (vocab and top_k > vocab),
+               f"between 0 (off) and the vocabulary size {vocab}"))
+    for flag, value, ok, want in checks:
+        if not ok:
+            raise ValueError(f"--{flag}={value}: must be {want}")
     return _runner(workdir).generate(workdir, prompt, max_new_tokens=max_new_tokens,
                                      temperature=temperature, top_k=top_k, top_p=top_p,
                                      num_samples=num_samples, seed=seed)

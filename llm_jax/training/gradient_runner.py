@@ -27,9 +27,11 @@ def evaluate(workdir, split=None) -> dict:
     # give a number that looks right: check the record first, before building anything.
     check_recorded(config.data, workdir,
                    [config.data.get("train_split"), config.data.get("eval_split"), split])
+    ckpt = os.path.join(workdir, "checkpoints")
+    if not (os.path.isdir(ckpt) and any(name.isdigit() for name in os.listdir(ckpt))):
+        # said before the task is built, which would fit and save a tokenizer into the workdir
+        raise FileNotFoundError(f"no checkpoint in {os.path.abspath(ckpt)}: train first")
     exp = Experiment(config, workdir)
-    if exp.checkpointer.latest_step() is None:
-        raise FileNotFoundError(f"no checkpoint in {exp.checkpointer.directory}: train first")
     state, _ = exp.checkpointer.restore(exp.spec.abstract)
     tokens = None if split is None else exp.task.split_tokens(split)
     metrics = evaluate_experiment(exp, state["params"], tokens=tokens)
@@ -47,7 +49,7 @@ def load(workdir):
     diff = describe_mismatch(flat_shapes(params), flat_shapes(nnx.to_pure_dict(state)))
     if diff:
         raise CheckpointError(f"the checkpoint in {workdir} does not fit the model of its "
-                              f"config.json:\n{diff}")
+                              f"config.json: {diff}")
     nnx.replace_by_pure_dict(state, jax.tree.map(jax.numpy.asarray, params))
     return nnx.merge(graphdef, state), tokenizer
 

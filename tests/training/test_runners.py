@@ -159,3 +159,21 @@ def test_readme_notebook_snippet(workdirs, no_data_dir):
     assert tokenizer.decode(ids[0]).startswith("ROMEO:")
     logits = model(jax.numpy.asarray([tokenizer.encode("To be, or not")]))
     assert logits.shape == (1, 13, config.model.vocab_size)
+
+
+@pytest.mark.parametrize("flag,value", [("num_samples", "0"), ("top_k", "100000"),
+                                        ("top_p", "0"), ("max_new_tokens", "0")])
+def test_bad_generate_flags_are_named(workdirs, flag, value):
+    result = _cli("generate", f"--workdir={workdirs['gpt']}", f"--{flag}={value}")
+    line, = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and line.startswith(f"error: --{flag}={value}: must be")
+
+
+def test_eval_without_a_checkpoint_writes_nothing(workdirs, tmp_path):
+    import shutil
+
+    from llm_jax.training.commands import evaluate_workdir
+    shutil.copy2(os.path.join(workdirs["gpt"], "config.json"), tmp_path / "config.json")
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        evaluate_workdir(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ["config.json"]  # no tokenizer fitted and saved
