@@ -8,6 +8,7 @@ from llm_jax.data import read_corpus
 from llm_jax.data import text_files as tf
 from llm_jax.data.corpora import resolve_split
 from llm_jax.tasks import build_task
+from llm_jax.training.commands import generate_text
 from llm_jax.training.trainer import train
 from tests.conftest import load_config
 
@@ -36,7 +37,7 @@ def write_dir(root, train_text, valid_text, test_text=None):
     return root
 
 
-def test_char_gpt_trains_on_a_users_directory(tmp_path):
+def test_char_gpt_trains_on_a_users_directory(tmp_path, monkeypatch):
     corpus = write_dir(tmp_path / "mine", lines(300), lines(40, "valid"), lines(30, "ill"))
     config = char_config(corpus)
     summary = train(config, str(tmp_path / "run"))
@@ -45,6 +46,11 @@ def test_char_gpt_trains_on_a_users_directory(tmp_path):
     assert task.tokenizer.decode(task.eval_tokens) == (corpus / "valid.txt").read_text()
     assert task.tokenizer.decode(task.split_tokens("test")) == (corpus / "test.txt").read_text()
     assert read_corpus(str(corpus), "val") == (corpus / "valid.txt").read_text()
+    # generate needs the workdir alone: not the corpus, not a data directory
+    monkeypatch.delenv("LLM_JAX_DATA_DIR", raising=False)
+    (corpus / "train.txt").rename(corpus / "moved.txt")
+    text, = generate_text(str(tmp_path / "run"), "line", max_new_tokens=12, temperature=0)
+    assert text.startswith("line") and len(text) == len("line") + 12
 
 
 def test_directory_errors_name_the_directory_and_files(tmp_path):
