@@ -166,7 +166,7 @@ def test_readme_notebook_snippet(workdirs, no_data_dir):
 def test_bad_generate_flags_are_named(workdirs, flag, value):
     result = _cli("generate", f"--workdir={workdirs['gpt']}", f"--{flag}={value}")
     line, = result.stderr.strip().splitlines()
-    assert result.returncode == 1 and line.startswith(f"error: --{flag}={value}: must be")
+    assert result.returncode == 1 and line.startswith(f"error: --{flag}=") and ": must be" in line
 
 
 def test_eval_without_a_checkpoint_writes_nothing(workdirs, tmp_path):
