@@ -134,7 +134,7 @@ class CharTokenizer(Tokenizer):
         return cls(list(config["chars"]))
 
 
-def _split_words(text: str) -> list[str]:
+def split_words(text: str) -> list[str]:
     # PTB convention (Zaremba et al.'s reader): every newline is an <eos> token.
     return text.replace("\n", f" {EOS} ").split()
 
@@ -160,7 +160,7 @@ class WordTokenizer(Tokenizer):
         """Vocabulary ordered by count (descending), then word; rare words fold into <unk>."""
         if max_size is not None and max_size < 2:
             raise ValueError(f"max_size must be at least 2 (<unk> and <eos>), got {max_size}.")
-        counts = collections.Counter(_split_words(text))
+        counts = collections.Counter(split_words(text))
         # The text's own "<unk>" (PTB has one) is the same token as ours.
         unk_count, eos_count = counts.pop(UNK, 0), counts.pop(EOS, 0)
         kept = sorted(
@@ -178,7 +178,7 @@ class WordTokenizer(Tokenizer):
 
     def encode(self, text: str) -> np.ndarray:
         get, unk = self._ids.get, self.unk_id
-        return np.fromiter((get(w, unk) for w in _split_words(text)), dtype=np.int32)
+        return np.fromiter((get(w, unk) for w in split_words(text)), dtype=np.int32)
 
     def decode(self, ids: Any) -> str:
         words = [self.words[i] for i in _as_ids(ids, self.vocab_size).tolist()]

@@ -23,7 +23,7 @@ from llm_jax import ops
 from llm_jax.data import LMBatches, WordTokenizer, eval_batches, load_tokenizer
 from llm_jax.data.chars import words_char_ids
 from llm_jax.data.split_reader import SplitReader
-from llm_jax.data.tokenizers import _split_words
+from llm_jax.data.tokenizers import split_words
 from llm_jax.tasks.protocols import NUM_TOKENS
 
 SOFTMAX_KINDS = ("full", "sampled")
@@ -40,7 +40,7 @@ class WordTypes:
         self.chars = words_char_ids(self.words, max_chars)
 
     def encode(self, text: str) -> np.ndarray:
-        words = _split_words(text)
+        words = split_words(text)
         new = [w for w in dict.fromkeys(words) if w not in self.index]
         if new:
             self.index.update({w: len(self.words) + i for i, w in enumerate(new)})

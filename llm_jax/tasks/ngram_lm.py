@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 
 from llm_jax.data import load_tokenizer, make_tokenizer
+from llm_jax.data.tokenizers import split_words
 from llm_jax.models.ngram import SMOOTHINGS, NGramLM, check_options
 from llm_jax.tasks.causal_lm import read_split, tokenizer_options
 
@@ -70,12 +71,8 @@ class NGramLMTask:
         oov = ids == tok.unk_id
         if oov.any():
             # encode() maps a literal "<unk>" and an unknown word to the same id, so tell them
-            # apart by the text. The words are split as WordTokenizer.encode splits them (every
-            # newline an end of sentence, then whitespace); the length check guards that.
-            words = text.replace("\n", f" {tok.words[tok.eos_id]} ").split()
-            if len(words) != len(ids):
-                raise RuntimeError(f"split {split!r}: {len(words)} words but {len(ids)} ids; "
-                                   "WordTokenizer splits text differently from tokens_and_oov")
+            # apart by the text, split as WordTokenizer.encode splits it.
+            words = split_words(text)
             at = np.flatnonzero(oov)
             oov[at] = [words[i] != tok.words[tok.unk_id] for i in at]
         return ids, oov
