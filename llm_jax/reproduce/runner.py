@@ -19,6 +19,7 @@ import traceback
 
 from llm_jax.reproduce.registry import REPO, display_path, repo_path
 from llm_jax.reproduce.study import ConfigRun
+from llm_jax.training.sweeps import unfinished_reason
 
 MARKER = "reproduce_run.json"
 LOG = "log.txt"
@@ -99,10 +100,6 @@ def _holds_finished_run(workdir) -> bool:
 def _unfinished_reason(study, run, dirs, config) -> str | None:
     workdir = dirs[run.name]
     if isinstance(run, ConfigRun):
-        try:
-            from llm_jax.training.sweeps import unfinished_reason
-        except ImportError:  # a sweeps.py without the check: summary.json is a run's last act
-            return None if os.path.exists(os.path.join(workdir, "summary.json")) else "no summary.json"
         return unfinished_reason(config, workdir)
     marker = _read_json(os.path.join(workdir, MARKER))
     if marker is None:

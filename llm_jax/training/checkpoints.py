@@ -59,6 +59,12 @@ class CheckpointMismatch(CheckpointError):
     """A readable checkpoint whose arrays do not fit the model of the config (not damage)."""
 
 
+def has_checkpoint(workdir) -> bool:
+    """Whether WORKDIR/checkpoints holds a finished step (Orbax names them by number)."""
+    ckpt = os.path.join(workdir, "checkpoints")
+    return os.path.isdir(ckpt) and any(name.isdigit() for name in os.listdir(ckpt))
+
+
 class Checkpointer:
     def __init__(self, directory, *, keep: int = 3, best_mode: str | None = None):
         """`best_mode` "max"/"min": keep the `keep` steps with the best saved metric instead of

@@ -6,6 +6,7 @@ Every command finds the workdir's runner (training/runners.py) from its config's
 import os
 import shutil
 
+from llm_jax.training.checkpoints import has_checkpoint
 from llm_jax.training.config_schema import check_config
 from llm_jax.training.experiment import load_config
 from llm_jax.training.runners import runner_for
@@ -26,14 +27,9 @@ def train(config, workdir) -> dict:
         try:
             return runner_for(config.task.name).train(config, workdir)
         except BaseException:
-            if not before - {LOCK_FILE} and not _has_checkpoint(workdir):
+            if not before - {LOCK_FILE} and not has_checkpoint(workdir):
                 _remove_new_entries(workdir, before)
             raise
-
-
-def _has_checkpoint(workdir) -> bool:
-    ckpt = os.path.join(workdir, "checkpoints")
-    return os.path.isdir(ckpt) and any(name.isdigit() for name in os.listdir(ckpt))
 
 
 def _remove_new_entries(workdir, before):

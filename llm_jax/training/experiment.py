@@ -17,6 +17,7 @@ from llm_jax.training.optimizer import make_optimizer, make_schedule, model_para
 from llm_jax.training.state import make_state_spec
 
 CONFIG_FILE = "config.json"
+SUMMARY_FILE = "summary.json"  # every runner writes it last, once the run has finished
 
 
 def load_config(workdir) -> ml_collections.ConfigDict:

@@ -10,7 +10,12 @@ from llm_jax.data.split_reader import check_recorded
 from llm_jax.models import build_model
 from llm_jax.tasks import task_class
 from llm_jax.tasks.protocols import TextGenerator
-from llm_jax.training.checkpoints import CheckpointError, describe_mismatch, flat_shapes
+from llm_jax.training.checkpoints import (
+    CheckpointError,
+    describe_mismatch,
+    flat_shapes,
+    has_checkpoint,
+)
 from llm_jax.training.experiment import Experiment, load_config
 from llm_jax.training.init_from import read_source_params
 from llm_jax.training.runners import NotSupported
@@ -27,10 +32,10 @@ def evaluate(workdir, split=None) -> dict:
     # give a number that looks right: check the record first, before building anything.
     check_recorded(config.data, workdir,
                    [config.data.get("train_split"), config.data.get("eval_split"), split])
-    ckpt = os.path.join(workdir, "checkpoints")
-    if not (os.path.isdir(ckpt) and any(name.isdigit() for name in os.listdir(ckpt))):
+    if not has_checkpoint(workdir):
         # said before the task is built, which would fit and save a tokenizer into the workdir
-        raise FileNotFoundError(f"no checkpoint in {os.path.abspath(ckpt)}: train first")
+        raise FileNotFoundError(f"no checkpoint in {os.path.abspath(workdir)}/checkpoints: "
+                                "train first")
     exp = Experiment(config, workdir)
     state, _ = exp.checkpointer.restore(exp.spec.abstract)
     tokens = None if split is None else exp.task.split_tokens(split)

@@ -25,7 +25,7 @@ from llm_jax.models.ngram import NGramLM, perplexity
 from llm_jax.models.ngram_arpa import write_arpa
 from llm_jax.tasks.ngram_lm import NGramLMTask
 from llm_jax.training.config_schema import check_config
-from llm_jax.training.experiment import load_config, save_config
+from llm_jax.training.experiment import SUMMARY_FILE, load_config, save_config
 from llm_jax.training.metrics import MetricsWriter
 
 MODEL_FILE = "model.npz"
@@ -78,7 +78,7 @@ def train(config, workdir: str) -> dict:
     writer = MetricsWriter(workdir, resume_step=-1)  # a rerun replaces the old row
     writer.write(0, {k: v for k, v in summary.items() if isinstance(v, (int, float))})
     writer.close()
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
+    with open(os.path.join(workdir, SUMMARY_FILE), "w") as f:
         json.dump(summary, f, indent=2)
     return summary
 

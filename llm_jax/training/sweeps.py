@@ -14,9 +14,8 @@ import os
 import random
 import re
 
-from llm_jax.training.experiment import CONFIG_FILE
+from llm_jax.training.experiment import CONFIG_FILE, SUMMARY_FILE
 
-SUMMARY_FILE = "summary.json"
 MAX_NAME_LEN = 96  # well under the 255 bytes a path component may have, and readable in `ls`
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.,=+-]")
 

@@ -15,13 +15,12 @@ from tqdm.auto import tqdm
 from llm_jax.tasks.protocols import NUM_TOKENS
 from llm_jax.training.checkpoints import BestCheckpoint
 from llm_jax.training.config_schema import check_config
-from llm_jax.training.experiment import Experiment, save_config
+from llm_jax.training.experiment import SUMMARY_FILE, Experiment, save_config
 from llm_jax.training.guards import FiniteWatch, GracefulStop, TrainingInterrupted
 from llm_jax.training.metrics import MetricsWriter, read_metrics
 from llm_jax.training.steps import NONFINITE, has_carry, make_eval_step, make_train_step
 
 BEST_DIR = "checkpoints_best"
-SUMMARY_FILE = "summary.json"  # written once, when the run has finished
 
 
 def evaluate(exp: Experiment, params, eval_step=None, *, max_batches=None, tokens=None,

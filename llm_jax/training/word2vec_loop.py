@@ -28,7 +28,7 @@ from llm_jax.models import build_model
 from llm_jax.tasks.word2vec import Word2VecTask
 from llm_jax.training import sharding
 from llm_jax.training.checkpoints import Checkpointer
-from llm_jax.training.experiment import load_config, save_config
+from llm_jax.training.experiment import SUMMARY_FILE, load_config, save_config
 from llm_jax.training.metrics import MetricsWriter
 from llm_jax.training.runners import NotSupported
 
@@ -150,7 +150,7 @@ def train(config, workdir: str) -> dict:
     t_eval = time.perf_counter()
     summary.update(evaluate_vectors(config.task, WordVectors(words, vectors)))
     summary["eval_seconds"] = time.perf_counter() - t_eval
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
+    with open(os.path.join(workdir, SUMMARY_FILE), "w") as f:
         json.dump(summary, f, indent=2)
     return summary
 
