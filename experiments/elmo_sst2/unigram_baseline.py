@@ -1,12 +1,16 @@
 """Unigram perplexity on a biLM run's eval split, with the run's own vocabulary (the baseline
 the biLM's perplexity is compared with; a unigram model is the same in both directions).
 
-  python experiments/elmo_sst2/unigram_baseline.py --workdir=runs/elmo_small
+  python experiments/elmo_sst2/unigram_baseline.py --workdir=runs/elmo_small [--out=FILE.json]
+
+Prints JSON: the unigram perplexity and, beside it, the biLM's own final evaluation from the
+workdir's summary.json (when the run has finished). --out also writes that JSON to FILE.json.
 """
 
 import argparse
 import json
 import math
+import os
 
 import numpy as np
 
@@ -26,9 +30,28 @@ def unigram_perplexity(workdir, split=None):
             "unigram_perplexity": math.exp(-float(log_p[ids].mean()))}
 
 
-if __name__ == "__main__":
+BILM_KEYS = ("step", "params", "eval/forward_loss", "eval/backward_loss", "eval/loss",
+             "eval/perplexity")
+
+
+def main():
     p = argparse.ArgumentParser()
     p.add_argument("--workdir", required=True)
     p.add_argument("--split", default=None)
+    p.add_argument("--out", default=None, help="also write the JSON to this file")
     a = p.parse_args()
-    print(json.dumps(unigram_perplexity(a.workdir, a.split), indent=2))
+    result = {"workdir": a.workdir, **unigram_perplexity(a.workdir, a.split)}
+    summary = os.path.join(a.workdir, "summary.json")
+    if os.path.exists(summary):
+        with open(summary) as f:
+            s = json.load(f)
+        result["bilm_summary"] = {k: s[k] for k in BILM_KEYS if k in s}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,11 +1,13 @@
 """Per-epoch validation perplexity (and the final test one) of a recurrent-LM workdir, as Markdown.
 
-  python experiments/ptb_baselines/rnn_epochs.py runs/zaremba_small
+  python experiments/ptb_baselines/rnn_epochs.py runs/zaremba_small [--out=FILE.md]
+
+Prints the table; --out also writes it to FILE.md.
 """
 
+import argparse
 import json
 import os
-import sys
 
 from llm_jax.training.metrics import read_metrics
 
@@ -29,7 +31,18 @@ def table(workdir: str) -> str:
     return "\n".join(lines)
 
 
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("workdir")
+    p.add_argument("--out", help="also write the table to this Markdown file")
+    args = p.parse_args()
+    text = table(args.workdir)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(f"Written by `python experiments/ptb_baselines/rnn_epochs.py {args.workdir} "
+                    f"--out={args.out}`.\n\n{text}\n")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    print(table(sys.argv[1]))
+    main()
