@@ -8,11 +8,11 @@ import sys
 import pytest
 
 from llm_jax import allocator
-from tests.conftest import REPO, require_real_data
+from tests.conftest import REPO, real_data_path, require_real_data
 
 
 def _cli(*args, env=None, timeout=120):
-    env = {**os.environ, "LLM_JAX_DATA_DIR": str(require_real_data()), **(env or {})}
+    env = {**os.environ, "LLM_JAX_DATA_DIR": str(real_data_path()), **(env or {})}
     return subprocess.run([sys.executable, "-m", "llm_jax", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
 

@@ -216,6 +216,7 @@ def test_real_study_commands_build(name, tmp_path, capsys):
     assert "python " in capsys.readouterr().out
 
 
+@pytest.mark.real_data("ptb")
 def test_ptb_ngram_study_passes(real_data_dir, tmp_path):
     """The real ptb_ngram study (two n-gram runs, seconds): KN5 and KN3 within 2% of Mikolov."""
     assert main(["ptb_ngram", f"--runs_dir={tmp_path}"]) == 0

@@ -55,6 +55,10 @@ SPLIT_FILES = {"train": "train.txt", "valid": "valid.txt", "test": "test.txt"}  
 DEFAULT_VALID_FRACTION = 0.1
 
 
+class UnknownSplitError(ValueError):
+    """A split name the corpus does not have (the message lists those it has)."""
+
+
 def get_corpus(name: str) -> Corpus:
     if name not in CORPORA:
         raise ValueError(f"Unknown corpus {name!r}; expected one of {sorted(CORPORA)}.")
@@ -64,7 +68,7 @@ def get_corpus(name: str) -> Corpus:
 def _split_key(split: str, known, where: str) -> str:
     key = SPLIT_ALIASES.get(split, split)
     if key not in known:
-        raise ValueError(
+        raise UnknownSplitError(
             f"Unknown split {split!r} for corpus {where}; expected one of "
             f"{sorted(known)} (aliases: {sorted(SPLIT_ALIASES)})."
         )

@@ -70,6 +70,26 @@ SOURCES: dict[str, dict[str, RemoteFile]] = {
     },
 }
 
+# Data sets the library reads that `download` does not fetch (no canonical URL with a pinned
+# checksum), and where a user gets them; the error for a missing file of one quotes this.
+NOT_DOWNLOADED: dict[str, str] = {
+    "glue/SST-2": (
+        "SST-2 as GLUE releases it: train.tsv and dev.tsv from GLUE's download_glue_data.py "
+        "(header sentence<TAB>label); test_labeled.tsv is the 1,821-sentence SST test set "
+        "with its labels in the same two columns, which GLUE's own test.tsv lacks"
+    ),
+    "word2vec": (
+        "questions-words.txt (word2vec's analogy questions) and wordsim353.tsv (WordSim-353); "
+        "gensim (pip install gensim) ships both in its test data: copy them from the folder "
+        "that python -c \"from gensim.test.utils import datapath; print(datapath(''))\" prints"
+    ),
+    "multi30k": (
+        "Multi30k task 1 raw text as the Multi30k release has it (multi30k/dataset on GitHub, "
+        "data/task1/raw): {train,val,test_2016_flickr}.{de,en}.gz"
+    ),
+    "samsum": "SAMSum's train.json, val.json and test.json, the files inside its corpus.7z",
+}
+
 Opener = Callable[[str], IO[bytes]]
 
 
@@ -97,7 +117,9 @@ def _fetch(url: str, dest: IO[bytes], opener: Opener) -> None:
         length = headers.get("Content-Length") if headers is not None else None
         total = int(length) if length else None
         name = url.rsplit("/", 1)[-1]
-        with tqdm(total=total, unit="B", unit_scale=True, desc=name, leave=False) as bar:
+        # disable=None: no bar when stderr is not a terminal (a log file, a CI job, a test)
+        with tqdm(total=total, unit="B", unit_scale=True, desc=name, leave=False,
+                  disable=None) as bar:
             while chunk := response.read(_CHUNK):
                 dest.write(chunk)
                 bar.update(len(chunk))
@@ -157,6 +179,9 @@ def download(
     Files already present with the right sha256 are not fetched again. `opener(url)`
     returns a readable binary file object (default: urllib with a timeout).
     """
+    if name in NOT_DOWNLOADED:
+        raise ValueError(f"download does not fetch {name!r} (it fetches {', '.join(sorted(SOURCES))}); "
+                         f"put its files under {data_dir() / name} yourself: {NOT_DOWNLOADED[name]}.")
     if name not in SOURCES:
         raise ValueError(f"Unknown data set {name!r}; expected one of {sorted(SOURCES)}.")
     opener = opener or _default_opener

@@ -37,7 +37,19 @@ def require_file(dataset: str, filename: str) -> pathlib.Path:
         raise MissingDataError(
             f"Data file {path} not found (data set {dataset!r}).\n"
             f"The data directory is {root} ({origin}).\n"
-            f"Get the data set with:  python -m llm_jax download {dataset}\n"
+            f"{_how_to_get(dataset, path)}\n"
             f"or point ${ENV_VAR} at a directory that holds {dataset}/{filename}."
         )
     return path
+
+
+def _how_to_get(dataset: str, path: pathlib.Path) -> str:
+    """The download command if `download` fetches `dataset`; else where to put the file."""
+    from llm_jax.data.download import NOT_DOWNLOADED, SOURCES  # it imports this module
+
+    if dataset in SOURCES:
+        return f"Get the data set with:  python -m llm_jax download {dataset}"
+    where = NOT_DOWNLOADED.get(
+        dataset, "in the layout and file names of the data set's canonical download")
+    return (f"`python -m llm_jax download` does not fetch {dataset!r}: put {path.name} at "
+            f"{path} yourself ({where}),")

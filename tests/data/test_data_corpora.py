@@ -24,6 +24,19 @@ def test_missing_file_message_says_where_and_how(tmp_data_dir):
     assert isinstance(info.value, FileNotFoundError)
 
 
+@pytest.mark.parametrize("dataset, filename", [("glue/SST-2", "dev.tsv"),
+                                               ("word2vec", "questions-words.txt")])
+def test_missing_file_of_a_set_download_does_not_fetch_says_where_to_put_it(tmp_data_dir, dataset,
+                                                                            filename):
+    with pytest.raises(MissingDataError) as info:
+        require_file(dataset, filename)
+    message = str(info.value)
+    assert "python -m llm_jax download " + dataset not in message  # it would fail: no such source
+    assert f"does not fetch {dataset!r}" in message
+    assert f"at {tmp_data_dir / dataset / filename} yourself" in message
+    assert filename in message.split("yourself", 1)[1]  # the description names the file
+
+
 def test_missing_file_message_names_default_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("LLM_JAX_DATA_DIR", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # keep the real ~/.cache out of it
@@ -51,6 +64,7 @@ def test_real_tinyshakespeare(real_data_dir):
     assert (len(train), len(valid)) == (1_003_854, 111_540)
 
 
+@pytest.mark.real_data("ptb")
 @pytest.mark.parametrize(
     "split,words,lines",
     [("train", 887_521, 42_068), ("valid", 70_390, 3_370), ("test", 78_669, 3_761)],
@@ -63,6 +77,7 @@ def test_real_ptb_counts(real_data_dir, split, words, lines):
     assert len(text.replace("\n", " <eos> ").split()) == words + lines  # 929,589 for train
 
 
+@pytest.mark.real_data("wikitext-2")
 def test_real_wikitext2_reads(real_data_dir):
     for split in CORPORA["wikitext-2"].splits:
         assert read_corpus("wikitext-2", split).startswith(" \n = ")

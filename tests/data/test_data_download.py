@@ -1,5 +1,6 @@
 """Downloads served by a local fake opener: tests never touch the network."""
 
+import ast
 import hashlib
 import importlib
 import io
@@ -8,6 +9,7 @@ import zipfile
 import pytest
 
 from llm_jax.data import CORPORA, SOURCES, ChecksumError, RemoteFile, download, sha256_file
+from tests.conftest import REPO, dataset_files
 
 # `llm_jax.data.download` the attribute is the function; the module is fetched by name.
 download_module = importlib.import_module("llm_jax.data.download")
@@ -93,12 +95,41 @@ def test_registry_matches_corpora():
         assert set(SOURCES[name]) == set(corpus.filenames)
 
 
+def _require_file_literals():
+    """The data set names given as literals to require_file(...) anywhere in llm_jax/."""
+    names = set()
+    for path in (REPO / "llm_jax").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", ""))
+                    == "require_file" and node.args and isinstance(node.args[0], ast.Constant)):
+                names.add(node.args[0].value)
+    return names
+
+
+def test_every_data_set_read_is_downloaded_or_described():
+    """A missing file's message either gives the download command or says where to get it."""
+    read = set(dataset_files()) | set(CORPORA) | _require_file_literals()
+    assert {"glue/SST-2", "word2vec"} <= read
+    assert read <= set(SOURCES) | set(download_module.NOT_DOWNLOADED), read - set(SOURCES)
+    assert not set(SOURCES) & set(download_module.NOT_DOWNLOADED)
+
+
+def test_a_set_download_does_not_fetch_is_named_with_where_to_get_it(tmp_data_dir):
+    with pytest.raises(ValueError) as info:
+        download("glue/SST-2", opener=FakeOpener({}))
+    message = str(info.value)
+    assert "does not fetch 'glue/SST-2'" in message and str(tmp_data_dir / "glue" / "SST-2") in message
+    assert "dev.tsv" in message and not (tmp_data_dir / "glue").exists()
+
+
+@pytest.mark.real_data(*SOURCES)
 def test_registered_hashes_match_real_files(real_data_dir):
     for name, files in SOURCES.items():
         for filename, spec in files.items():
             assert sha256_file(real_data_dir / name / filename) == spec.sha256, filename
 
 
+@pytest.mark.real_data("wikitext-2")
 def test_real_wikitext_zip_layout(real_data_dir, tmp_path, monkeypatch):
     # Rebuild the canonical archive's layout (members wikitext-2/wiki.*.tokens) from the
     # byte-identical local copies, and serve it as the canonical URL would.

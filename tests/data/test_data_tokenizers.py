@@ -70,6 +70,7 @@ def test_word_vocab_order_min_count_and_unk():
     )
 
 
+@pytest.mark.real_data("ptb")
 def test_word_ptb_vocab(real_data_dir):
     text = read_corpus("ptb", "train")
     tok = WordTokenizer.fit(text)

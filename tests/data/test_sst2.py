@@ -5,6 +5,7 @@ from llm_jax.data import MissingDataError
 from llm_jax.data.sst2 import read_sst2
 
 
+@pytest.mark.real_data("glue/SST-2/train.tsv", "glue/SST-2/dev.tsv")
 def test_reads_the_real_splits(real_data_dir):
     train, dev = read_sst2("train"), read_sst2("dev")
     assert (len(train), len(dev)) == (67349, 872)

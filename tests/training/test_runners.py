@@ -25,7 +25,7 @@ from tests.conftest import REPO, load_config, require_real_data
 
 
 def _small_wikitext(root):
-    src = require_real_data() / "wikitext-2"
+    src = require_real_data("wikitext-2") / "wikitext-2"
     (root / "wikitext-2").mkdir(parents=True)
     for name, lines in (("wiki.train.tokens", 600), ("wiki.valid.tokens", 60),
                         ("wiki.test.tokens", 60)):
@@ -37,7 +37,7 @@ def _small_wikitext(root):
 @pytest.fixture(scope="module")
 def workdirs(tmp_path_factory):
     """{kind: workdir} of one finished tiny run per runner and model family."""
-    data = require_real_data()
+    data = require_real_data("tinyshakespeare", "ptb", "wikitext-2", "word2vec")
     small = _small_wikitext(tmp_path_factory.mktemp("data"))
     before = os.environ.get("LLM_JAX_DATA_DIR")
     root = tmp_path_factory.mktemp("runs")

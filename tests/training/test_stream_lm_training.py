@@ -21,7 +21,7 @@ from tests.conftest import load_config as load_config_file
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from tests.conftest import require_real_data
-    path, before = require_real_data(), os.environ.get("LLM_JAX_DATA_DIR")
+    path, before = require_real_data("ptb"), os.environ.get("LLM_JAX_DATA_DIR")
     os.environ["LLM_JAX_DATA_DIR"] = str(path)
     c = load_config_file("rnn_lm", "tiny")
     c.train.update(checkpoint_every=20, keep_checkpoints=10)

@@ -10,12 +10,13 @@ from gensim.models import KeyedVectors
 from llm_jax.training import word2vec_loop
 from llm_jax.training.experiment import load_config as load_run_config
 from llm_jax.training.metrics import read_metrics
-from tests.conftest import load_config
+from tests.conftest import load_config, require_real_data
 
 
 @pytest.fixture
 def small_corpus(real_data_dir, tmp_path):
     """The first 1,500 lines of WikiText-2 train (about 90k words)."""
+    require_real_data("wikitext-2", "word2vec")  # the runs are scored on word2vec/*
     lines = (real_data_dir / "wikitext-2" / "wiki.train.tokens").read_text().splitlines()[:1500]
     path = tmp_path / "small.txt"
     path.write_text("\n".join(lines) + "\n")
