@@ -53,8 +53,9 @@ def test_unigram_scores_match_a_hand_computation(tiny_corpus, tmp_path):
     assert summary["test/perplexity"] == pytest.approx(14 / 320 ** (1 / 7), rel=1e-12)
     # SRILM: the two OOVs out of the sum and the count: a eos b unk eos -> 5*4*4*1*4 / 14^5
     assert summary["test/perplexity_no_oov"] == pytest.approx(14 / 320 ** (1 / 5), rel=1e-12)
-    assert summary["eval/oov"] == 0
-    assert summary["eval/perplexity_no_oov"] == summary["eval/perplexity"]
+    assert summary["eval/oov"] == 0  # valid "b <eos>": 4/14 each, with or without OOVs
+    assert summary["eval/perplexity"] == pytest.approx(3.5, rel=1e-12)
+    assert summary["eval/perplexity_no_oov"] == pytest.approx(3.5, rel=1e-12)
     back = evaluate_workdir(str(tmp_path / "run"), "test")
     assert back["eval/oov"] == 2
     assert back["eval/perplexity_no_oov"] == pytest.approx(summary["test/perplexity_no_oov"])
@@ -75,15 +76,18 @@ def test_bigram_keeps_unk_as_the_history_after_an_oov(tiny_corpus, tmp_path):
 def test_model_perplexity_exclude_mask():
     lm = NGramLM.fit(np.array([0, 1, 2, 0, 2]), vocab_size=3, eos_id=2, order=1,
                      smoothing="add_k", k=1.0)
+    # add-one unigram over 5 tokens (0: 2, 1: 1, 2: 2), V = 3: p = (3/8, 2/8, 3/8)
     test = np.array([0, 1, 2])
-    logp = lm.stream_logprobs(test)
-    assert lm.perplexity(test) == pytest.approx(math.exp(-logp.mean()))
-    assert lm.perplexity(test, exclude=[False, True, False]) == pytest.approx(
-        math.exp(-(logp[0] + logp[2]) / 2))
+    np.testing.assert_allclose(np.exp(lm.stream_logprobs(test)), [3 / 8, 2 / 8, 3 / 8],
+                               rtol=1e-12)
+    assert lm.perplexity(test) == pytest.approx((512 / 18) ** (1 / 3), rel=1e-12)
+    # token 1 out of the sum and the count: (3/8 * 3/8) ** -1/2
+    assert lm.perplexity(test, exclude=[False, True, False]) == pytest.approx(8 / 3, rel=1e-12)
     with pytest.raises(ValueError, match=r"exclude: expected a bool mask of shape \(3,\)"):
         lm.perplexity(test, exclude=[True])
 
 
+@pytest.mark.real_data("ptb")
 def test_ptb_has_no_oovs(real_data_dir, tmp_path):
     # PTB's text already says <unk>; every test word is in the training vocabulary, so the
     # published perplexity (KN5 test 141.19) is the same under both conventions.

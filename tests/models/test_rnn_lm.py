@@ -87,8 +87,10 @@ def test_reset_zeroes_the_carry_and_loss_scaling():
     total, weight = metrics["loss"]  # (sum, weight): 15 scored tokens
     assert weight == 15
     np.testing.assert_allclose(total / weight, nll.mean(), rtol=1e-5)
+    np.testing.assert_allclose(loss, nll.mean(), rtol=1e-5)  # the loss minimised, not just reported
+    # sum_over_time (Zaremba et al.): summed over the 5 steps, averaged over the 3 rows
     summed, (m2, _) = _Task(sum_over_time=True).carry_loss(model, carry, batch)
-    np.testing.assert_allclose(summed, 5 * loss, rtol=1e-6)
+    np.testing.assert_allclose(summed, nll.sum() / 3, rtol=1e-5)
     assert m2["loss"] == metrics["loss"]  # the reported NLL is per token either way
 
 

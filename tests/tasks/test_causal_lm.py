@@ -16,6 +16,7 @@ def test_tokenizer_is_saved_and_reloaded(tiny_config, tmp_path):
     np.testing.assert_array_equal(batch["inputs"][:, 1:], batch["targets"][:, :-1])
 
 
+@pytest.mark.real_data("ptb")
 def test_word_level_ptb(tiny_config, tmp_path):
     tiny_config.data.update(corpus="ptb", tokenizer="word")
     task = build_task(tiny_config, str(tmp_path))

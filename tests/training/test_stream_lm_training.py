@@ -43,8 +43,8 @@ def test_epochs_set_the_steps_and_the_lr_decays_per_epoch(trained):
     epoch_rows = [r for r in rows.values() if "epoch" in r]
     assert [(r["step"], r["epoch"]) for r in epoch_rows] == [(57, 1), (114, 2)]
     assert epoch_rows[1]["eval/perplexity"] < epoch_rows[0]["eval/perplexity"]
-    assert np.isfinite(summary["test/perplexity"])
-    np.testing.assert_allclose(summary["test/perplexity"], np.exp(summary["test/loss"]))
+    # the test split scored as the last epoch's valid was: near it, not equal to it
+    assert 0.7 < summary["test/perplexity"] / epoch_rows[1]["eval/perplexity"] < 1.3
 
 
 def test_eval_command_scores_the_test_split_like_the_summary(trained):
