@@ -1,4 +1,5 @@
-"""`python -m llm_jax {train,eval,generate,sweep,download,export} ...` (also the `llm-jax` script).
+"""`python -m llm_jax {train,eval,generate,translate,sweep,download,export,average,import-hf} ...`
+(also the `llm-jax` script).
 
 Errors end the program with one `error: ...` line on stderr, naming the flag or file, and no
 traceback unless --verbosity=1 or higher is given. Exit status 2: the command line (a flag,
@@ -19,15 +20,23 @@ from ml_collections import ConfigDict, config_flags
 
 from llm_jax.allocator import tune_malloc
 
-COMMANDS = ("train", "eval", "generate", "sweep", "download", "export")
+COMMANDS = ("train", "eval", "generate", "translate", "sweep", "download", "export", "average",
+            "import-hf")
 USAGE = """usage:
   python -m llm_jax train    --config=configs/gpt_shakespeare.py:cpu --workdir=DIR [--config.FIELD=V ...]
   python -m llm_jax eval     --workdir=DIR [--split=valid]
   python -m llm_jax generate --workdir=DIR --prompt="ROMEO:" [--max_new_tokens=200 --temperature=0.8
                              --top_k=0 --top_p=1.0 --num_samples=1 --seed=0]
+  python -m llm_jax translate --workdir=DIR [--beam_size=5 --alpha=0.6 --max_len=N] < src > hyp
+                             (a seq2seq workdir; one line in, one line out, in input order)
   python -m llm_jax sweep    --config=... --sweep=experiments/NAME/sweep.py --workdir=DIR
   python -m llm_jax download DATASET [--data_dir=DIR]   (tinyshakespeare, ptb, wikitext-2)
   python -m llm_jax export   --workdir=DIR --out=DIR   (ELMo biLM, n-gram ARPA, word2vec vectors)
+  python -m llm_jax average  --workdir=DIR [--last=5 --out=DIR_avg5]   (mean of the last N
+                             checkpoints' params, as a new workdir for eval/generate; never
+                             overwrites --out, never changes DIR)
+  python -m llm_jax import-hf --from=HF_DIR --workdir=DIR   (a Hugging Face MarianMTModel:
+                             config.json + model.safetensors + source/target.spm + vocab.json)
   python -m llm_jax reproduce NAME [--runs_dir=DIR --only=ROW --dry_run] | --list
 """
 USAGE_EXIT, FAILURE_EXIT = 2, 1
@@ -45,7 +54,16 @@ flags.DEFINE_float("top_p", 1.0, "generate: nucleus mass to keep (1: all).")
 flags.DEFINE_integer("num_samples", 1, "generate: continuations, decoded as one batch.")
 flags.DEFINE_integer("seed", 0, "generate: sampling seed.")
 flags.DEFINE_string("data_dir", None, "download: destination (default $LLM_JAX_DATA_DIR).")
-flags.DEFINE_string("out", None, "export: directory to write the exported model to.")
+flags.DEFINE_string("out", None, "export: directory to write the exported model to. "
+                    "average: the new workdir (default: DIR_avgN beside DIR; must be new or empty).")
+flags.DEFINE_integer("last", 5, "average: how many of the newest checkpoints to average (the "
+                     "Transformer paper: 5 for base models, 20 for big).", lower_bound=1)
+flags.DEFINE_integer("beam_size", None, "translate: beams (1: greedy; default: the config's).",
+                     lower_bound=1)
+flags.DEFINE_float("alpha", None, "translate: length-penalty exponent (default: the config's).")
+flags.DEFINE_integer("max_len", None, "translate: most tokens per output line (default: the "
+                     "source length + config.task.decode_extra_len).", lower_bound=1)
+flags.DEFINE_string("from", None, "import-hf: a Hugging Face model directory (safetensors).")
 FLAGS = flags.FLAGS
 HELP_HINT = "see python -m llm_jax --help"
 
@@ -90,8 +108,17 @@ def main(argv):
         commands.sweep(_CONFIG.value, _require("sweep"), workdir)
     elif command == "export":
         print(commands.export_model(workdir, _require("out")))
+    elif command == "average":
+        print(json.dumps(commands.average_workdir(workdir, FLAGS.last, FLAGS.out), indent=2))
     elif command == "eval":
         print(json.dumps(commands.evaluate_workdir(workdir, FLAGS.split), indent=2))
+    elif command == "translate":
+        lines = [line.rstrip("\r\n") for line in sys.stdin]
+        for text in commands.translate_lines(workdir, lines, beam_size=FLAGS.beam_size,
+                                             alpha=FLAGS.alpha, max_len=FLAGS.max_len):
+            print(text)
+    elif command == "import-hf":
+        print(json.dumps(commands.import_hf(_require("from"), workdir), indent=2))
     elif command == "generate":
         for text in commands.generate_text(
                 workdir, FLAGS.prompt, max_new_tokens=FLAGS.max_new_tokens,

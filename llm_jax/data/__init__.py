@@ -4,6 +4,10 @@ from llm_jax.data.corpora import CORPORA, Corpus, Split, get_corpus, read_corpus
 from llm_jax.data.data_record import DataChangedError
 from llm_jax.data.download import SOURCES, ChecksumError, RemoteFile, download, sha256_file
 from llm_jax.data.lm_batches import LMBatches, eval_batches
+from llm_jax.data.marian_tokenizer import MarianTokenizer
+from llm_jax.data.parallel_batches import TokenBatches, make_example
+from llm_jax.data.parallel_batches import eval_batches as parallel_eval_batches
+from llm_jax.data.parallel_text import read_parallel, read_tfds_parallel
 from llm_jax.data.paths import MissingDataError, data_dir, require_file
 from llm_jax.data.text_files import CorpusDecodeError, TextSlice
 from llm_jax.data.tfds_source import read_tfds_text
@@ -25,11 +29,13 @@ __all__ = [
     "CorpusDecodeError",
     "DataChangedError",
     "LMBatches",
+    "MarianTokenizer",
     "MissingDataError",
     "RemoteFile",
     "SentencePieceTokenizer",
     "Split",
     "TextSlice",
+    "TokenBatches",
     "Tokenizer",
     "WordTokenizer",
     "data_dir",
@@ -37,8 +43,12 @@ __all__ = [
     "eval_batches",
     "get_corpus",
     "load_tokenizer",
+    "make_example",
     "make_tokenizer",
+    "parallel_eval_batches",
     "read_corpus",
+    "read_parallel",
+    "read_tfds_parallel",
     "read_tfds_text",
     "require_file",
     "resolve_split",

@@ -285,6 +285,18 @@ class SentencePieceTokenizer(Tokenizer):
     def decode(self, ids: Any) -> str:
         return self._sp.decode(_as_ids(ids, self.vocab_size).tolist())
 
+    def encode_lines(self, lines: Sequence[str]) -> list[np.ndarray]:
+        """Each line's ids, in one batched call (sentences of a parallel corpus)."""
+        if any(SPACE_SYMBOL in line or "\n" in line for line in lines):
+            return [self.encode(line) for line in lines]
+        return [np.asarray(ids, np.int32) for ids in self._sp.encode(list(lines))]
+
+    @property
+    def special_ids(self) -> dict:
+        """{"pad", "unk", "bos", "eos"} -> id, -1 where the model has none."""
+        sp = self._sp
+        return {"pad": sp.pad_id(), "unk": sp.unk_id(), "bos": sp.bos_id(), "eos": sp.eos_id()}
+
     def _config(self, directory):
         _write_atomic(directory / self.MODEL_FILE, self.model_proto)
         return {"model_file": self.MODEL_FILE}

@@ -6,6 +6,14 @@ penalty. Each step takes the 2 * beam_size best extensions, so at least beam_siz
 still alive however many end in EOS. The search stops once no alive hypothesis can beat the
 worst finished one, which is exact because log-probabilities only fall as a hypothesis grows.
 
+`hf_rules=True` follows Hugging Face's `generate(num_beams=K)` instead (early_stopping=False),
+so an imported checkpoint decodes to the same ids as there: only the K best of the 2K
+extensions may finish, and a row stops once every one of its K finished slots is filled and the
+best alive hypothesis, divided by the penalty of its current length, cannot beat the worst
+finished one (a heuristic: a longer hypothesis could still win under a length penalty).
+`force_eos_at_max_len` is Hugging Face's `forced_eos_token_id`: the last position can only be
+EOS, at no cost (log-probability 0).
+
 Beams are flattened into the batch ([B * beam_size], row b * beam_size + k) for the callback,
 and the cache follows its hypotheses: each cache leaf is repeated and gathered along its batch
 axis, named by `batch_axes` (see `map_batch`) instead of guessed from sizes, since GPT's KV
@@ -67,7 +75,8 @@ def map_batch(fn, cache, batch_axes=None, batch_size=None):
 
 def beam_search(tokens_to_logits, cache, prompts_BP, *, beam_size: int, max_len: int,
                 eos_id: int | None, alpha: float = 0.6, length_penalty: str = "gnmt",
-                batch_axes=None, pad_id: int = 0):
+                batch_axes=None, pad_id: int = 0, hf_rules: bool = False,
+                force_eos_at_max_len: bool = False):
     """(sequences_BKL, scores_BK, lengths_BK): the beam_size best hypotheses per row, best first.
 
     prompts_BP: the tokens every hypothesis starts with (all rows the same length P >= 1; a
@@ -98,11 +107,16 @@ def beam_search(tokens_to_logits, cache, prompts_BP, *, beam_size: int, max_len:
                                 [:, None], (B, K, L))
     # Only beam 0 is alive at first, so the first step does not pick the same token K times.
     live_lp_BK = jnp.where(jnp.arange(K) == 0, 0.0, -jnp.inf)[None].repeat(B, 0)
+    if force_eos_at_max_len and eos_id is None:
+        raise ValueError("force_eos_at_max_len needs an eos_id")
     state = dict(t=jnp.asarray(P, jnp.int32), live_seqs=seqs_BKL, live_lp=live_lp_BK,
                  fin_seqs=seqs_BKL, fin_scores=jnp.full((B, K), -jnp.inf),
-                 fin_len=jnp.full((B, K), P, jnp.int32), cache=cache)
+                 fin_len=jnp.full((B, K), P, jnp.int32), cache=cache,
+                 done=jnp.zeros((B,), bool))
 
     def cond(s):
+        if hf_rules:
+            return (s["t"] < L) & ~jnp.all(s["done"])
         # The best an alive hypothesis can reach: its log-probability only falls from here,
         # divided by the largest penalty of the lengths it may still end at.
         most = jnp.maximum(penalty(s["t"] + 1 - P), penalty(L - P))
@@ -115,6 +129,10 @@ def beam_search(tokens_to_logits, cache, prompts_BP, *, beam_size: int, max_len:
         logits, cache = tokens_to_logits(last_N1, s["cache"])
         logp_BKV = jax.nn.log_softmax(logits[:, -1].astype(jnp.float32), axis=-1).reshape(B, K, -1)
         V = logp_BKV.shape[-1]
+        if force_eos_at_max_len:
+            # forced, so it costs nothing: log-probability 0, as Hugging Face scores it
+            forced = jnp.where(jnp.arange(V) == eos_id, 0.0, -jnp.inf)
+            logp_BKV = jnp.where(t == L - 1, forced, logp_BKV)
         cand_lp, cand_idx = jax.lax.top_k((s["live_lp"][:, :, None] + logp_BKV).reshape(B, K * V),
                                           min(2 * K, K * V))
         cand_beam, cand_tok = cand_idx // V, cand_idx % V
@@ -127,12 +145,20 @@ def beam_search(tokens_to_logits, cache, prompts_BP, *, beam_size: int, max_len:
         src_N = (jnp.arange(B)[:, None] * K + _take(cand_beam, pick)).reshape(B * K)
         cache = map_batch(lambda x, ax: jnp.take(x, src_N, axis=ax), cache, batch_axes)
 
-        new_scores = jnp.where(ends, cand_lp / penalty(t + 1 - P), -jnp.inf)
+        may_finish = ends
+        if hf_rules:  # only the K best extensions, and only in rows still searching
+            may_finish &= (jnp.arange(cand_tok.shape[1]) < K)[None] & ~s["done"][:, None]
+        new_scores = jnp.where(may_finish, cand_lp / penalty(t + 1 - P), -jnp.inf)
         fin_scores, keep = jax.lax.top_k(jnp.concatenate([s["fin_scores"], new_scores], 1), K)
         fin_seqs = _take(jnp.concatenate([s["fin_seqs"], cand_seqs], 1), keep)
         fin_len = _take(jnp.concatenate([s["fin_len"], jnp.full_like(cand_tok, t + 1)], 1), keep)
+        done = s["done"]
+        if hf_rules:
+            full = jnp.all(fin_scores > -jnp.inf, axis=1)
+            done = done | (full & (live_lp[:, 0] / penalty(t + 1 - P) <= fin_scores[:, -1]))
         return dict(t=t + 1, live_seqs=_take(cand_seqs, pick), live_lp=live_lp,
-                    fin_seqs=fin_seqs, fin_scores=fin_scores, fin_len=fin_len, cache=cache)
+                    fin_seqs=fin_seqs, fin_scores=fin_scores, fin_len=fin_len, cache=cache,
+                    done=done)
 
     s = jax.lax.while_loop(cond, body, state)
     return s["fin_seqs"], s["fin_scores"], s["fin_len"]

@@ -28,7 +28,7 @@ class Attention(nnx.Module):
 
     def __init__(self, dim, num_heads, *, causal=False, cross=False, kv_dim=None, use_bias=True,
                  init_std=0.02, out_init_std=0.02, scale=None, dropout_rate=0.0,
-                 dtype=jnp.float32, param_dtype=jnp.float32, rngs):
+                 attn_dropout_rate=None, dtype=jnp.float32, param_dtype=jnp.float32, rngs):
         if dim % num_heads:
             raise ValueError(f"model.embed_dim={dim} is not divisible by model.num_heads={num_heads}")
         if causal and cross:
@@ -37,6 +37,8 @@ class Attention(nnx.Module):
         k1, k2 = rngs.params(), rngs.params()
         self.num_heads, self.head_dim, self.causal, self.cross = num_heads, head_dim, causal, cross
         self.dtype, self.dropout_rate, self.scale = dtype, dropout_rate, scale
+        # dropout of the attention probabilities; None: the same rate as the output's
+        self.attn_dropout_rate = dropout_rate if attn_dropout_rate is None else attn_dropout_rate
         heads = (num_heads, head_dim)
         make_bias = (lambda shape, axes, key: param(zeros, key, shape, axes, param_dtype)
                      if use_bias else None)
@@ -107,7 +109,7 @@ class Attention(nnx.Module):
             attn_key, out_key = jax.random.split(dropout_key)
         y_BTHD = ops.dot_product_attention(
             q_BTHD, k_BSHD, v_BSHD, ops.combine_masks(causal, mask), bias, scale=self.scale,
-            dropout_rate=self.dropout_rate, dropout_key=attn_key)
+            dropout_rate=self.attn_dropout_rate, dropout_key=attn_key)
         y_BTD = dense(y_BTHD, self.out[...].astype(self.dtype), in_dims=2)
         if self.out_bias is not None:
             y_BTD = y_BTD + self.out_bias[...].astype(self.dtype)

@@ -18,7 +18,9 @@ class BlockConfig:
     mlp_dim: int
     num_layers: int
     pre_ln: bool = True  # False: post-LN (original Transformer, BERT, GPT-1)
-    dropout_rate: float = 0.0
+    dropout_rate: float = 0.0  # residual dropout (on each sub-layer's output)
+    attention_dropout: float | None = None  # on attention probabilities; None: dropout_rate
+    activation_dropout: float = 0.0  # inside the MLP, after the activation
     use_bias: bool = True
     activation: str = "gelu_tanh"
     norm: str = "layer"  # "layer" | "rms" (T5)
@@ -49,7 +51,7 @@ class _Block(nnx.Module):
         common = dict(use_bias=cfg.use_bias, init_std=cfg.init_std, out_init_std=out_std,
                       dropout_rate=cfg.dropout_rate, dtype=cfg.dtype,
                       param_dtype=cfg.param_dtype, rngs=rngs)
-        attn = dict(scale=cfg.attn_scale, **common)
+        attn = dict(scale=cfg.attn_scale, attn_dropout_rate=cfg.attention_dropout, **common)
 
         def norm():
             if cfg.norm == "rms":
@@ -67,7 +69,8 @@ class _Block(nnx.Module):
         else:
             self.ln_cross = self.cross_attn = None
         self.ln2 = norm()
-        self.mlp = MLP(cfg.embed_dim, cfg.mlp_dim, activation=cfg.activation, **common)
+        self.mlp = MLP(cfg.embed_dim, cfg.mlp_dim, activation=cfg.activation,
+                       activation_dropout=cfg.activation_dropout, **common)
 
     def _apply(self, x, *, mask, bias, encoded, cross_mask, cross_bias, dropout_key, cache):
         keys = [None] * 3

@@ -1,11 +1,12 @@
-from llm_jax.models import elmo, gpt, ngram, rnn_lm, word2vec
+from llm_jax.models import elmo, gpt, ngram, rnn_lm, seq2seq, word2vec
 
 # name -> (module class, default_config() listing every field it reads)
 MODELS = {"gpt": (gpt.GPT, gpt.default_config),
           "rnn_lm": (rnn_lm.RNNLM, rnn_lm.default_config),
           "elmo": (elmo.ELMoBiLM, elmo.default_config),
           "ngram": (ngram.NGramLM, ngram.default_config),
-          "word2vec": (word2vec.Word2Vec, word2vec.default_config)}
+          "word2vec": (word2vec.Word2Vec, word2vec.default_config),
+          "transformer": (seq2seq.Transformer, seq2seq.default_config)}
 
 
 def build_model(cfg, *, rngs):

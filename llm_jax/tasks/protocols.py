@@ -97,3 +97,12 @@ class TextGenerator(Protocol):
     @staticmethod
     def generate_ids(model, prompts: list, max_new_tokens: int, *, key, temperature: float,
                      top_k: int, top_p: float) -> list: ...
+
+
+@runtime_checkable
+class DecodingEvaluator(Protocol):
+    """A task whose eval also scores decoded text (BLEU, ROUGE: tasks/seq2seq.py)."""
+
+    def decode_metrics(self, model, tokens=None, *, final: bool) -> dict:
+        """{name: value} over the eval split (or `tokens`, a split_tokens result); `final`:
+        the whole split with the task's full decoding, else a cheap periodic estimate."""

@@ -6,10 +6,11 @@ Every command finds the workdir's runner (training/runners.py) from its config's
 import os
 import shutil
 
+from llm_jax.data.corpora import UnknownSplitError
 from llm_jax.training.checkpoints import has_checkpoint
 from llm_jax.training.config_schema import check_config
 from llm_jax.training.experiment import load_config
-from llm_jax.training.runners import runner_for
+from llm_jax.training.runners import NotSupported, runner_for
 from llm_jax.training.sweeps import run_sweep
 from llm_jax.training.workdir_lock import LOCK_FILE, workdir_lock
 
@@ -49,7 +50,12 @@ def _runner(workdir):
 
 def evaluate_workdir(workdir, split=None) -> dict:
     """Metrics of the trained model over a whole split (default: the config's eval split)."""
-    return _runner(workdir).evaluate(workdir, split)
+    try:
+        return _runner(workdir).evaluate(workdir, split)
+    except UnknownSplitError as e:
+        if split is None:  # the config's own split
+            raise
+        raise UnknownSplitError(f"--split={split!r}: {e}") from e
 
 
 def generate_text(workdir, prompt, *, max_new_tokens=200, temperature=0.8, top_k=0, top_p=1.0,
@@ -72,6 +78,31 @@ def generate_text(workdir, prompt, *, max_new_tokens=200, temperature=0.8, top_k
 
 def export_model(workdir, out_dir) -> str:
     return _runner(workdir).export(workdir, out_dir)
+
+
+def average_workdir(workdir, last=5, out=None) -> dict:
+    """The mean of the last `last` checkpoints' params as a new workdir: see training/average.py."""
+    from llm_jax.training.average import average_checkpoints
+    return average_checkpoints(workdir, last, out)
+
+
+def translate_lines(workdir, lines, *, beam_size=None, alpha=None, max_len=None) -> list[str]:
+    """One output line per input line of a seq2seq workdir: see tasks/seq2seq.decode_text."""
+    from llm_jax.tasks.seq2seq import decode_text
+    config = load_config(workdir)
+    if config.task.name != "seq2seq":
+        raise NotSupported(f"translate needs a seq2seq workdir; {workdir} trains task "
+                           f"{config.task.name!r} (use generate)")
+    model, tokenizer = _runner(workdir).load(workdir)
+    return decode_text(model, tokenizer, config.task, lines, max_len=config.model.max_len,
+                       batch_size=config.train.batch_size, beam_size=beam_size, alpha=alpha,
+                       out_len=max_len)
+
+
+def import_hf(hf_dir, workdir) -> dict:
+    """A Hugging Face MarianMTModel directory as a new workdir: see training/hf_import.py."""
+    from llm_jax.training.hf_import import import_hf as import_dir
+    return import_dir(hf_dir, workdir)
 
 
 def load(workdir):

@@ -110,7 +110,9 @@ def check_config(config):
             errors.append(f"config.optimizer.{field}={o[field]} must be >= 0")
     if config.data.get("seq_len", 1) < 1:
         errors.append(f"config.data.seq_len={config.data.seq_len} must be >= 1")
-    if config.data.seq_len > config.model.get("max_len", config.data.seq_len):
+    # seq2seq batches by token count and sentence length, not in windows of seq_len
+    windows = config.task.get("name") != "seq2seq"
+    if windows and config.data.seq_len > config.model.get("max_len", config.data.seq_len):
         errors.append(f"config.data.seq_len={config.data.seq_len} exceeds "
                       f"config.model.max_len={config.model.max_len}")
     # The batch is sharded over ("data", "fsdp") (sharding.RULES["batch"]), so both sizes must

@@ -41,7 +41,8 @@ def evaluate(workdir, split=None) -> dict:
     tokens = None if split is None else exp.task.split_tokens(split)
     metrics = evaluate_experiment(exp, state["params"], tokens=tokens)
     return {"workdir": os.path.abspath(workdir), "step": int(state["step"]),
-            "split": split or exp.config.data.eval_split, **metrics}
+            "split": split or exp.config.data.eval_split, **metrics,
+            **getattr(exp.task, "signatures", {})}  # how BLEU was computed (seq2seq)
 
 
 def load(workdir):

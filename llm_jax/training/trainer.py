@@ -10,9 +10,10 @@ import signal
 import time
 
 import jax
+from flax import nnx
 from tqdm.auto import tqdm
 
-from llm_jax.tasks.protocols import NUM_TOKENS
+from llm_jax.tasks.protocols import NUM_TOKENS, DecodingEvaluator
 from llm_jax.training.checkpoints import BestCheckpoint
 from llm_jax.training.config_schema import check_config
 from llm_jax.training.experiment import SUMMARY_FILE, Experiment, save_config
@@ -51,6 +52,10 @@ def evaluate(exp: Experiment, params, eval_step=None, *, max_batches=None, token
            for k, (total, weight) in sums.items()}
     if exp.task.reports_token_nll:
         out[f"{prefix}/perplexity"] = math.exp(min(out[f"{prefix}/loss"], 700.0))
+    if isinstance(exp.task, DecodingEvaluator):
+        model = nnx.merge(exp.spec.graphdef, params)
+        scores = exp.task.decode_metrics(model, tokens, final=max_batches is None)
+        out.update({f"{prefix}/{k}": v for k, v in scores.items()})
     return out
 
 

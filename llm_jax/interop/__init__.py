@@ -1,0 +1,1 @@
+"""Hugging Face checkpoints in and out, one file per family (see DESIGN.md)."""

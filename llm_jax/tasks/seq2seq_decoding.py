@@ -1,0 +1,92 @@
+"""The encoder-decoder Transformer as a decoding callback: greedy decoding and beam search.
+
+The source is encoded once; the decoder's cache holds every layer's cross-attention keys and
+values of it and the source mask rides in the cache too, so beam search tiles and reorders
+them with the hypotheses (llm_jax.decoding.map_batch).
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from llm_jax.decoding import beam_search, decode
+from llm_jax.tasks.lm_decoding import Decoder
+
+# {"decoder": DecoderStack cache ([L, B, ...] but a shared index), "src_mask": [B, S]}
+CACHE_BATCH_AXES = {"decoder": {"k": 1, "v": 1, "cross_k": 1, "cross_v": 1, "index": None},
+                    "src_mask": 0}
+
+
+def transformer_decoder(model, src_BS, src_mask_BS, max_len: int) -> Decoder:
+    """Decoding of up to `max_len` target tokens (decoder start included) from a source batch."""
+    encoded = model.encode(src_BS, src_mask_BS)
+
+    def tokens_to_logits(tokens_BT, cache):
+        logits, dec = model.decode(tokens_BT, None, cache["src_mask"], cache=cache["decoder"])
+        return logits, {"decoder": dec, "src_mask": cache["src_mask"]}
+
+    cache = {"decoder": model.init_cache(encoded, max_len), "src_mask": src_mask_BS}
+    return Decoder(tokens_to_logits, cache, CACHE_BATCH_AXES)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "max_len", "beam_size", "bos_id",
+                                             "eos_id", "pad_id", "alpha", "length_penalty",
+                                             "hf_rules", "force_eos", "min_len",
+                                             "banned_ids"))
+def _translate(graphdef, params, src_BS, src_mask_BS, *, max_len, beam_size, bos_id, eos_id,
+               pad_id, alpha, length_penalty, hf_rules, force_eos, min_len, banned_ids):
+    model = nnx.merge(graphdef, params)
+    B = src_BS.shape[0]
+    dec = transformer_decoder(model, src_BS, src_mask_BS, max_len)
+
+    def tokens_to_logits(tokens_BT, cache):
+        logits, cache = dec.tokens_to_logits(tokens_BT, cache)
+        if banned_ids:
+            logits = logits.at[..., jnp.asarray(banned_ids)].set(-jnp.inf)
+        if min_len > 1:  # no EOS before min_len tokens (decoder start counted), as HF's min_length
+            too_short = cache["decoder"]["index"] < min_len
+            logits = logits.at[..., eos_id].set(jnp.where(too_short, -jnp.inf, logits[..., eos_id]))
+        return logits, cache
+
+    start_B1 = jnp.full((B, 1), bos_id, jnp.int32)
+    if beam_size == 1 and not hf_rules:
+        tokens, lengths = decode(tokens_to_logits, dec.cache, start_B1, None, max_len - 1,
+                                 temperature=0.0, eos_id=eos_id, pad_id=pad_id)
+        return tokens[:, None], jnp.zeros((B, 1)), lengths[:, None]
+    return beam_search(tokens_to_logits, dec.cache, start_B1, beam_size=beam_size,
+                       max_len=max_len, eos_id=eos_id, alpha=alpha,
+                       length_penalty=length_penalty, batch_axes=dec.batch_axes, pad_id=pad_id,
+                       hf_rules=hf_rules, force_eos_at_max_len=force_eos)
+
+
+def translate_array(model, src_BS, src_mask_BS, *, bos_id: int, eos_id: int, max_len: int,
+                    beam_size: int = 1, alpha: float = 0.6, length_penalty: str = "gnmt",
+                    pad_id: int = 0, hf_rules: bool = False, force_eos: bool = False,
+                    min_len: int = 0, banned_ids: tuple = ()):
+    """(sequences [B, K, max_len], scores [B, K], lengths [B, K]), best hypothesis first.
+
+    Each sequence starts with `bos_id` (the decoder start) and ends at its first `eos_id`
+    (kept) or at max_len; positions past its length hold `pad_id`. beam_size 1 is greedy.
+    """
+    if beam_size < 1:
+        raise ValueError(f"--beam_size={beam_size} must be >= 1")
+    graphdef, params = nnx.split(model)
+    out = _translate(graphdef, nnx.to_pure_dict(params), jnp.asarray(src_BS, jnp.int32),
+                     jnp.asarray(src_mask_BS, bool), max_len=int(max_len),
+                     beam_size=int(beam_size), bos_id=int(bos_id), eos_id=int(eos_id),
+                     pad_id=int(pad_id), alpha=float(alpha), length_penalty=length_penalty,
+                     hf_rules=bool(hf_rules), force_eos=bool(force_eos), min_len=int(min_len),
+                     banned_ids=tuple(int(i) for i in banned_ids))
+    return tuple(np.asarray(x) for x in jax.device_get(out))
+
+
+def best_outputs(sequences_BKL, lengths_BK, eos_id: int) -> list[list[int]]:
+    """Each row's best hypothesis without its decoder-start token and its final EOS."""
+    rows = []
+    for seq, n in zip(sequences_BKL[:, 0], lengths_BK[:, 0]):
+        ids = [int(i) for i in seq[1:int(n)]]
+        rows.append(ids[:-1] if ids and ids[-1] == eos_id else ids)
+    return rows
