@@ -8,9 +8,13 @@ export LLM_JAX_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(HOME
 
 .PHONY: install install-bench test test-slow train sweep bench lint clean
 
+# The CPU build of torch first: asked for by a plain range, pip would take a CUDA build (GBs).
+TORCH ?= torch==2.13.0
+
 install:
 	python3 -m venv .venv
 	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install "$(TORCH)"
 	$(PY) -m pip install -e ".[dev,tfds]"
 
 install-bench: install

@@ -17,6 +17,10 @@ import pathlib
 
 import pytest
 
+# Hugging Face models in tests are built from random configs; nothing is fetched.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # CI clones the repo with ../shared beside it; .ci/run also exports LLM_JAX_DATA_DIR.
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -1,7 +1,6 @@
 """Parity with Hugging Face's MarianMTModel (PyTorch), built offline from random weights."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ import jax.numpy as jnp  # noqa: E402
 
 from llm_jax.interop import marian  # noqa: E402
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 V, PAD, EOS = 61, 60, 0
 
 
