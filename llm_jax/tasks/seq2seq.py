@@ -56,6 +56,7 @@ class Seq2Seq:
             eval_decode_examples=256,  # greedy-decoded at each periodic eval; 0: none
             beam_size=5, alpha=0.6, length_penalty="gnmt",  # final eval, `eval`, `translate`
             decode_extra_len=50,   # decode up to source length + this many tokens
+            max_out_len=0,         # > 0: at most this many output tokens (summaries)
             min_len=0,             # no EOS before this many tokens (decoder start counted)
             hf_rules=False, force_eos=False,  # Hugging Face's beam rules (imported Marian)
             banned_ids=(),         # ids never generated (Marian's bad_words_ids: its pad)
@@ -219,7 +220,8 @@ def decode_text(model, tokenizer, task_cfg, lines, *, max_len: int, batch_size: 
         mask[len(seqs):, 0] = True  # filler rows see one token, so no softmax is over nothing
         sequences, _, lengths = translate_array(
             model, src, mask, bos_id=bos, eos_id=eos, pad_id=pad,
-            max_len=min(max_len, 1 + (out_len or S + c.decode_extra_len)),
+            max_len=min(max_len, 1 + (out_len or c.get("max_out_len", 0)
+                                      or S + c.decode_extra_len)),
             beam_size=beam_size, alpha=alpha,
             length_penalty=c.length_penalty, hf_rules=c.hf_rules, force_eos=c.force_eos,
             min_len=c.min_len, banned_ids=tuple(c.get("banned_ids", ())))

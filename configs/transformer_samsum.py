@@ -1,0 +1,41 @@
+"""The encoder-decoder Transformer as a summariser: SAMSum dialogues -> summaries.
+
+The model and task of configs/transformer_multi30k.py (its `small` variant), scored with
+ROUGE-1/2/L/Lsum (rouge-score) instead of BLEU. Dialogues are long (turns joined by newlines),
+so positions go to 512 and batches hold about 8,192 tokens; beam 4 with a minimum and maximum
+summary length, as summarisation papers decode.
+
+  small: 3 + 3 layers, d 256, 8 heads, FFN 1024, a joint 8k BPE vocabulary.
+  tiny:  a seconds-long smoke run for tests.
+"""
+
+import importlib.util
+import pathlib
+
+VARIANTS = ("small", "tiny")
+
+
+def _translation_config(variant):
+    path = pathlib.Path(__file__).with_name("transformer_multi30k.py")
+    spec = importlib.util.spec_from_file_location("transformer_multi30k", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(variant)
+
+
+def get_config(arg=None):
+    arg = arg or "small"
+    if arg not in VARIANTS:
+        raise ValueError(f"configs/transformer_samsum.py:{arg}: unknown variant; expected one of "
+                         f"{VARIANTS}")
+    c = _translation_config(arg)
+    c.data.corpus = "samsum"
+    c.task.update(metric="rouge", beam_size=4, alpha=0.6, min_len=10, max_out_len=100)
+    c.train.best_metric = "eval/rouge1"
+    if arg == "small":
+        c.model.max_len = 512
+        c.task.max_tokens = 8192
+        c.train.update(epochs=20, batch_size=32)
+    else:
+        c.task.update(min_len=3, max_out_len=20)
+    return c
