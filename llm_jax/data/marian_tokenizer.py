@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from llm_jax.data.tokenizers import TOKENIZERS, Tokenizer, _as_ids
+from llm_jax.data.tokenizers import TOKENIZERS, Tokenizer, as_ids
 
 FILES = ("source.spm", "target.spm", "vocab.json")
 SPECIAL = {"pad": "<pad>", "eos": "</s>", "unk": "<unk>"}
@@ -70,7 +70,7 @@ class MarianTokenizer(Tokenizer):
     def decode(self, ids: Any) -> str:
         special = set(self.special_ids.values())
         pieces = [self.pieces.get(int(i)) or self._source.id_to_piece(int(i))
-                  for i in _as_ids(ids, self.vocab_size).tolist() if int(i) not in special]
+                  for i in as_ids(ids, self.vocab_size).tolist() if int(i) not in special]
         return self._source.decode_pieces(pieces).replace("\u2581", " ").strip()
 
     def _config(self, directory):

@@ -41,7 +41,7 @@ def _write_atomic(path: pathlib.Path, data: bytes) -> None:
         raise
 
 
-def _as_ids(ids: Any, vocab_size: int) -> np.ndarray:
+def as_ids(ids: Any, vocab_size: int) -> np.ndarray:
     arr = np.asarray(ids)
     if arr.size == 0:
         return np.zeros((0,), np.int64)
@@ -123,7 +123,7 @@ class CharTokenizer(Tokenizer):
 
     def decode(self, ids: Any) -> str:
         return (
-            self._codes[_as_ids(ids, self.vocab_size)].astype("<u4").tobytes().decode("utf-32-le")
+            self._codes[as_ids(ids, self.vocab_size)].astype("<u4").tobytes().decode("utf-32-le")
         )
 
     def _config(self, directory):
@@ -181,7 +181,7 @@ class WordTokenizer(Tokenizer):
         return np.fromiter((get(w, unk) for w in split_words(text)), dtype=np.int32)
 
     def decode(self, ids: Any) -> str:
-        words = [self.words[i] for i in _as_ids(ids, self.vocab_size).tolist()]
+        words = [self.words[i] for i in as_ids(ids, self.vocab_size).tolist()]
         text = " ".join("\n" if w == EOS else w for w in words)
         return re.sub(r" ?\n ?", "\n", text)
 
@@ -283,7 +283,7 @@ class SentencePieceTokenizer(Tokenizer):
         return np.asarray(ids, dtype=np.int32)
 
     def decode(self, ids: Any) -> str:
-        return self._sp.decode(_as_ids(ids, self.vocab_size).tolist())
+        return self._sp.decode(as_ids(ids, self.vocab_size).tolist())
 
     def encode_lines(self, lines: Sequence[str]) -> list[np.ndarray]:
         """Each line's ids, in one batched call (sentences of a parallel corpus)."""
