@@ -57,7 +57,8 @@ def main(argv=None):
     parser.add_argument("--split", default="test")
     parser.add_argument("--beams", default="1,5")
     parser.add_argument("--alphas", default="0.6")
-    parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.add_argument("--out", default="runs/multi30k_transformer/decoding.json",
+                        help="JSON file to write")
     parser.add_argument("--plot", default="", help="PNG of BLEU against beam size")
     args = parser.parse_args(argv)
     rows = []

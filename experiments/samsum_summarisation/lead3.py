@@ -22,7 +22,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", default="test")
     parser.add_argument("--turns", type=int, default=3)
-    parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.add_argument("--out", default="runs/samsum_summarisation/results_lead3.json",
+                        help="JSON file to write")
     args = parser.parse_args(argv)
     dialogues, summaries = read_parallel("samsum", args.split, "", "")
     scores = rouge([lead(d, args.turns) for d in dialogues], summaries)
