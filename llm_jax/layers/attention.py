@@ -86,6 +86,16 @@ class Attention(nnx.Module):
             q_BTHD = self._project(x_BTD, self.q, self.q_bias)
             kv = self.cross_cache(kv_BSD) if cache is None else cache
             k_BSHD, v_BSHD, causal = kv["k"], kv["v"], None
+            groups = q_BTHD.shape[0] // k_BSHD.shape[0]
+            if groups * k_BSHD.shape[0] != q_BTHD.shape[0]:
+                raise ValueError(f"cross-attention: {q_BTHD.shape[0]} query rows for "
+                                 f"{k_BSHD.shape[0]} key rows (need a multiple)")
+            if groups > 1:
+                # Beam search: the `groups` beams of a source (rows b*groups..) share its
+                # keys/values, so they attend as one longer query sequence; the encoder's
+                # K/V are then never tiled or reordered with the beams.
+                B, T = k_BSHD.shape[0], q_BTHD.shape[1]
+                q_BTHD = q_BTHD.reshape(B, groups * T, *q_BTHD.shape[2:])
         else:
             if kv_BSD is not None:
                 raise ValueError("self-attention reads its own input; use cross=True for kv_BSD")
@@ -110,6 +120,8 @@ class Attention(nnx.Module):
         y_BTHD = ops.dot_product_attention(
             q_BTHD, k_BSHD, v_BSHD, ops.combine_masks(causal, mask), bias, scale=self.scale,
             dropout_rate=self.attn_dropout_rate, dropout_key=attn_key)
+        if self.cross and groups > 1:
+            y_BTHD = y_BTHD.reshape(-1, T, *y_BTHD.shape[2:])
         y_BTD = dense(y_BTHD, self.out[...].astype(self.dtype), in_dims=2)
         if self.out_bias is not None:
             y_BTD = y_BTD + self.out_bias[...].astype(self.dtype)

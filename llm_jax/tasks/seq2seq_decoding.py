@@ -1,8 +1,10 @@
 """The encoder-decoder Transformer as a decoding callback: greedy decoding and beam search.
 
 The source is encoded once; the decoder's cache holds every layer's cross-attention keys and
-values of it and the source mask rides in the cache too, so beam search tiles and reorders
-them with the hypotheses (llm_jax.decoding.map_batch).
+values of it, and the source mask rides in the cache too. Beam search tiles and reorders only
+the self-attention cache with the hypotheses (llm_jax.decoding.map_batch): the encoder's K/V
+and mask keep one row per source, which its beams share (layers/attention.py reads them as
+one longer query sequence per source), so no step copies them.
 """
 
 import functools
@@ -15,9 +17,11 @@ from flax import nnx
 from llm_jax.decoding import beam_search, decode
 from llm_jax.tasks.lm_decoding import Decoder
 
-# {"decoder": DecoderStack cache ([L, B, ...] but a shared index), "src_mask": [B, S]}
-CACHE_BATCH_AXES = {"decoder": {"k": 1, "v": 1, "cross_k": 1, "cross_v": 1, "index": None},
-                    "src_mask": 0}
+# {"decoder": DecoderStack cache ([L, B, ...] but a shared index), "src_mask": [B, S]}; the
+# source's leaves are per source, not per hypothesis (None: beam search leaves them alone)
+CACHE_BATCH_AXES = {"decoder": {"k": 1, "v": 1, "cross_k": None, "cross_v": None,
+                                "index": None},
+                    "src_mask": None}
 
 
 def transformer_decoder(model, src_BS, src_mask_BS, max_len: int) -> Decoder:

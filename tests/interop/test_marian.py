@@ -88,30 +88,34 @@ def test_unsupported_marian_configs_name_the_field(tmp_path):
         marian.read_hf_dir(str(tmp_path))
 
 
-def test_beam_search_gives_the_ids_of_transformers_generate(tmp_path):
+@pytest.mark.parametrize("beams", [3, 4])
+def test_beam_search_gives_the_ids_of_transformers_generate(tmp_path, beams):
+    """32 sources of 2-8 tokens; with an EOS bias, hypotheses end at many lengths (2 to the
+    forced EOS at 16), so the stopping rule, the finishing rule (only the best `beams` of the
+    2 x beams extensions may finish) and the free forced EOS are all exercised: dropping the
+    finishing rule changes one row of these 32."""
     from llm_jax.tasks.seq2seq_decoding import translate_array
 
     hf = random_marian(tmp_path, eos_bias=4.0)
     ours, _, ids = marian.load_marian(str(tmp_path))
     rng = np.random.default_rng(2)
-    src = rng.integers(1, V - 1, (6, 8))
-    lengths = np.array([8, 8, 5, 3, 7, 2])
+    src = rng.integers(1, V - 1, (32, 8))
+    lengths = rng.integers(2, 9, 32)
     mask = np.arange(8)[None] < lengths[:, None]
     src = np.where(mask, src, PAD)
-    src[np.arange(6), lengths - 1] = EOS
+    src[np.arange(32), lengths - 1] = EOS
     with torch.no_grad():
         want = hf.generate(input_ids=torch.tensor(src),
-                           attention_mask=torch.tensor(mask.astype(np.int64)), num_beams=4,
+                           attention_mask=torch.tensor(mask.astype(np.int64)), num_beams=beams,
                            max_length=16, do_sample=False).numpy()
     seqs, _, lens = translate_array(ours, src, mask, bos_id=ids["bos_id"], eos_id=EOS,
-                                    pad_id=PAD, max_len=16, beam_size=4, alpha=1.0,
+                                    pad_id=PAD, max_len=16, beam_size=beams, alpha=1.0,
                                     length_penalty="hf", hf_rules=True, force_eos=True)
-    for row in range(6):
+    for row in range(32):
         n = int(lens[row, 0])
-        assert seqs[row, 0, :n].tolist() == [t for t in want[row].tolist()][:n], row
+        assert seqs[row, 0, :n].tolist() == want[row, :n].tolist(), row
         assert all(t == PAD for t in want[row, n:])  # HF pads the shorter outputs
-    # rows ended at different lengths, some by EOS before max_len: the stopping rule is tested
-    assert len({int(n) for n in lens[:, 0]}) > 2 and lens.min() < 16, lens[:, 0]
+    assert len({int(n) for n in lens[:, 0]}) >= 4 and lens.min() < 16, lens[:, 0]
 
 
 def marian_tokenizer_files(directory, vocab_size=V):
