@@ -65,8 +65,9 @@ def generate(workdir, prompt, *, max_new_tokens=200, temperature=0.8, top_k=0, t
     config = load_config(workdir)
     cls = task_class(config.task.name)
     if not isinstance(cls, TextGenerator):
+        hint = "; use translate, which reads source lines" if config.task.name == "seq2seq" else ""
         raise NotSupported(f"model.name={config.model.name!r} (task {config.task.name!r}) does "
-                           "not generate text")
+                           f"not generate text{hint}")
     model, tokenizer = load(workdir)
     ids = [int(i) for i in tokenizer.encode(prompt)]
     if not ids:
