@@ -35,7 +35,6 @@ import importlib.util  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
-import signal  # noqa: E402
 import time  # noqa: E402
 
 import jax  # noqa: E402
@@ -264,20 +263,7 @@ def torch_side(cfg, params, batch, lrs, steps, args, compile_model):
             i += 1
         return loss.item()  # CPU PyTorch is synchronous; this just uses the result
 
-    t = time.perf_counter()
-    if compile_model:  # SIGALRM aborts a compile that takes unreasonably long
-        def on_alarm(*_):
-            raise bench.CompileTimeout(f"compile took over {args.compile_timeout} s")
-        old = signal.signal(signal.SIGALRM, on_alarm)
-        signal.alarm(args.compile_timeout)
-        try:
-            run(1)
-        finally:
-            signal.alarm(0)
-            signal.signal(signal.SIGALRM, old)
-    else:
-        run(1)
-    compile_s = time.perf_counter() - t
+    compile_s = bench.first_run(run, args.compile_timeout if compile_model else 0)
     run(1)
     return {"run": run, "steps": bench.pick_steps(run, steps, args), "compile_s": compile_s}
 

@@ -249,22 +249,29 @@ def torch_side(cfg, tokens, lrs, steps, args, compile_model):
             i += 1
         return loss.item()  # CPU PyTorch is synchronous; this just uses the result
 
-    t = time.perf_counter()
-    if compile_model:  # SIGALRM aborts a compile that takes unreasonably long
-        def on_alarm(*_):
-            raise CompileTimeout(f"compile took over {args.compile_timeout} s")
-        old = signal.signal(signal.SIGALRM, on_alarm)
-        signal.alarm(args.compile_timeout)
-        try:
-            run(1)
-        finally:
-            signal.alarm(0)
-            signal.signal(signal.SIGALRM, old)
-    else:
-        run(1)
-    compile_s = time.perf_counter() - t
+    compile_s = first_run(run, args.compile_timeout if compile_model else 0)
     run(1)
     return {"run": run, "steps": pick_steps(run, steps, args), "compile_s": compile_s}
+
+
+def first_run(run, timeout_s: int = 0) -> float:
+    """Seconds of run(1), the step that compiles; with timeout_s, SIGALRM aborts a compile
+    that takes unreasonably long (CompileTimeout)."""
+    t = time.perf_counter()
+    if not timeout_s:
+        run(1)
+        return time.perf_counter() - t
+
+    def on_alarm(*_):
+        raise CompileTimeout(f"compile took over {timeout_s} s")
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(timeout_s)
+    try:
+        run(1)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    return time.perf_counter() - t
 
 
 # ---------------------------------------------------------------- matmul ceiling
