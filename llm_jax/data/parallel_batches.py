@@ -1,14 +1,18 @@
 """Padded (source, target) batches for encoder-decoder training and evaluation.
 
-A batch is a dict of NumPy arrays, src and tgt padded to one length L:
-  src int32[B, L]: source ids + eos;     src_mask bool[B, L]: True on real source tokens
-  tgt_in int32[B, L]: bos + target ids;  tgt_out int32[B, L]: target ids + eos
-  tgt_weights float32[B, L]: 1 on real tgt_out tokens (the final eos included), 0 on padding
+A batch is a dict of NumPy arrays, src padded to a length S and tgt to a length T:
+  src int32[B, S]: source ids + eos;     src_mask bool[B, S]: True on real source tokens
+  tgt_in int32[B, T]: bos + target ids;  tgt_out int32[B, T]: target ids + eos
+  tgt_weights float32[B, T]: 1 on real tgt_out tokens (the final eos included), 0 on padding
 
-Training batches (TokenBatches) are bucketed by length: an example's length is
-max(len(src) + 1, len(tgt) + 1) rounded up to a multiple of `length_multiple` (and capped at
-`max_len`), and every batch of a bucket has the same shape [B, L], so jit sees a few shapes
-only and padding stays small. Epoch e is laid out from (seed, e) alone, so batch i is a pure
+Training batches (TokenBatches) are bucketed by length, and every batch of a bucket has the
+same shapes, so jit sees a few shapes only and padding stays small. By default S = T: an
+example's length is max(len(src) + 1, len(tgt) + 1) rounded up to a multiple of
+`length_multiple` (and capped at `max_len`), which suits translation, where the two sides are
+alike. With `length_buckets` (increasing lengths, e.g. (32, 64, 128, 256, 512)) each side is
+padded on its own to the smallest bucket that holds it (max_len past the last): summaries
+are a fifth of their dialogues, and padding them to the dialogue's length would spend most
+of the decoder and the output layer on padding. Epoch e is laid out from (seed, e) alone, so batch i is a pure
 function of (seed, i): resuming at step i recomputes the very batches a run would have seen.
 """
 
@@ -16,6 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from typing import Any
+
+import zlib
 
 import numpy as np
 
@@ -65,27 +71,40 @@ def _check_pairs(src, tgt, max_len: int, length_multiple: int) -> None:
                          f"{length_multiple}")
 
 
-def _pad_lengths(needed: np.ndarray, max_len: int, length_multiple: int) -> np.ndarray:
+def _check_buckets(length_buckets) -> tuple[int, ...]:
+    buckets = tuple(int(b) for b in length_buckets)
+    if any(b < 1 for b in buckets) or list(buckets) != sorted(set(buckets)):
+        raise ValueError(f"length_buckets must be increasing positive lengths, got "
+                         f"{tuple(length_buckets)}")
+    return buckets
+
+
+def _pad_lengths(needed: np.ndarray, max_len: int, length_multiple: int,
+                 buckets: tuple[int, ...] = ()) -> np.ndarray:
     # Capped at max_len so that no batch is longer than the model's positions.
+    if buckets:
+        bounds = np.array([b for b in buckets if b < max_len] + [max_len])
+        return bounds[np.minimum(np.searchsorted(bounds, needed), len(bounds) - 1)]
     rounded = -(-needed // length_multiple) * length_multiple
     return np.minimum(rounded, max_len)
 
 
-def _assemble(src: _Flat, tgt: _Flat, rows: np.ndarray, length: int, *, pad_id: int,
-              bos_id: int, eos_id: int) -> Batch:
-    """The batch of examples `rows` (-1: a padding row), truncated to `length` if longer."""
+def _assemble(src: _Flat, tgt: _Flat, rows: np.ndarray, src_length: int, tgt_length: int, *,
+              pad_id: int, bos_id: int, eos_id: int) -> Batch:
+    """The batch of examples `rows` (-1: a padding row), src truncated to `src_length` and tgt
+    to `tgt_length` if longer."""
     real = rows >= 0
     # Source: the first length-1 ids, then eos, so that a truncated source ends as in training.
-    src_len = np.where(real, np.minimum(src.lengths[rows] + 1, length), 0)
-    src_ids, _ = src.gather(rows, length, pad_id)
-    src_mask = np.arange(length) < src_len[:, None]
-    src_ids = np.where(np.arange(length) == (src_len - 1)[:, None], eos_id, src_ids)
+    src_len = np.where(real, np.minimum(src.lengths[rows] + 1, src_length), 0)
+    src_ids, _ = src.gather(rows, src_length, pad_id)
+    src_mask = np.arange(src_length) < src_len[:, None]
+    src_ids = np.where(np.arange(src_length) == (src_len - 1)[:, None], eos_id, src_ids)
     src_ids = np.where(src_mask, src_ids, pad_id)
-    # Target: [bos] + ids and ids + [eos], both cut at `length` (a prefix of a long target).
-    tgt_len = np.where(real, np.minimum(tgt.lengths[rows] + 1, length), 0)
-    ids, _ = tgt.gather(rows, length, pad_id)
-    tgt_mask = np.arange(length) < tgt_len[:, None]
-    tgt_out = np.where(np.arange(length) == tgt.lengths[rows][:, None], eos_id, ids)
+    # Target: [bos] + ids and ids + [eos], both cut at tgt_length (a prefix of a long target).
+    tgt_len = np.where(real, np.minimum(tgt.lengths[rows] + 1, tgt_length), 0)
+    ids, _ = tgt.gather(rows, tgt_length, pad_id)
+    tgt_mask = np.arange(tgt_length) < tgt_len[:, None]
+    tgt_out = np.where(np.arange(tgt_length) == tgt.lengths[rows][:, None], eos_id, ids)
     tgt_out = np.where(tgt_mask, tgt_out, pad_id)
     tgt_in = np.concatenate([np.full((len(rows), 1), bos_id), ids[:, :-1]], axis=1)
     tgt_in = np.where(tgt_mask, tgt_in, pad_id)
@@ -97,9 +116,9 @@ def _assemble(src: _Flat, tgt: _Flat, rows: np.ndarray, length: int, *, pad_id: 
 class TokenBatches:
     """Endless training batches of about `max_tokens` source + target tokens (padding counted).
 
-    A bucket of padded length L has batch size
-    B = max(batch_multiple, (max_tokens // (2 L)) // batch_multiple * batch_multiple), so
-    2 B L <= max_tokens unless one multiple of batch_multiple rows is already more. Examples
+    A bucket of padded lengths (S, T) has batch size
+    B = max(batch_multiple, (max_tokens // (S + T)) // batch_multiple * batch_multiple), so
+    B (S + T) <= max_tokens unless one multiple of batch_multiple rows is already more. Examples
     needing more than `max_len` positions are dropped (`dropped` counts them). Each epoch
     shuffles every bucket and then the order of all batches; a bucket's last batch is filled
     with all-pad rows of weight 0, so every example is seen exactly once per epoch and every
@@ -115,8 +134,9 @@ class TokenBatches:
 
     def __init__(self, src: Sequence[Any], tgt: Sequence[Any], *, max_tokens: int, seed: int,
                  pad_id: int, bos_id: int, eos_id: int, max_len: int, length_multiple: int = 8,
-                 batch_multiple: int = 1):
+                 batch_multiple: int = 1, length_buckets: Sequence[int] = ()):
         _check_pairs(src, tgt, max_len, length_multiple)
+        self.length_buckets = _check_buckets(length_buckets)
         if max_tokens < 1 or batch_multiple < 1:
             raise ValueError(f"max_tokens and batch_multiple must be positive, got {max_tokens}, "
                              f"{batch_multiple}")
@@ -132,25 +152,30 @@ class TokenBatches:
             raise ValueError(f"None of the {len(src)} training examples fits max_len="
                              f"{self.max_len} (an example needs max(len(src), len(tgt)) + 1 "
                              "positions); raise max_len")
-        lengths = _pad_lengths(needed, self.max_len, self.length_multiple)
-        # Buckets: (L, B, the kept example indices of that length), shortest first.
+        if self.length_buckets:  # each side its own length
+            src_lens = _pad_lengths(self._src.lengths + 1, self.max_len, 1, self.length_buckets)
+            tgt_lens = _pad_lengths(self._tgt.lengths + 1, self.max_len, 1, self.length_buckets)
+        else:
+            src_lens = tgt_lens = _pad_lengths(needed, self.max_len, self.length_multiple)
+        # Buckets: ((S, T), B, the kept example indices of those lengths), shortest first.
         self._buckets = []
-        for length in np.unique(lengths[keep]):
-            rows = np.flatnonzero(keep & (lengths == length))
-            size = (self.max_tokens // (2 * int(length))) // self.batch_multiple
-            self._buckets.append((int(length), max(self.batch_multiple,
-                                                   size * self.batch_multiple), rows))
+        for s_len, t_len in np.unique(np.stack([src_lens, tgt_lens], 1)[keep], axis=0):
+            rows = np.flatnonzero(keep & (src_lens == s_len) & (tgt_lens == t_len))
+            size = (self.max_tokens // int(s_len + t_len)) // self.batch_multiple
+            self._buckets.append(((int(s_len), int(t_len)),
+                                  max(self.batch_multiple, size * self.batch_multiple), rows))
         self.steps_per_epoch = sum(-(-len(rows) // b) for _, b, rows in self._buckets)
         self._layouts: dict[int, list[tuple[int, np.ndarray]]] = {}
         self._step = 0
 
     @property
-    def bucket_shapes(self) -> list[tuple[int, int]]:
-        """The (B, L) of every bucket: all the shapes a training step is compiled for."""
-        return [(b, length) for length, b, _ in self._buckets]
+    def bucket_shapes(self) -> list[tuple[int, int, int]]:
+        """The (B, S, T) of every bucket: all the shapes a training step is compiled for."""
+        return [(b, *lengths) for lengths, b, _ in self._buckets]
 
-    def epoch_layout(self, epoch: int) -> list[tuple[int, np.ndarray]]:
-        """Epoch `epoch`'s batches as (L, example indices; -1 pads), from (seed, epoch) only."""
+    def epoch_layout(self, epoch: int) -> list[tuple[tuple[int, int], np.ndarray]]:
+        """Epoch `epoch`'s batches as ((S, T), example indices; -1 pads), from (seed, epoch)
+        only."""
         if epoch not in self._layouts:
             rng = np.random.default_rng([self.seed, epoch])
             batches = []
@@ -166,8 +191,8 @@ class TokenBatches:
     def batch(self, step: int) -> Batch:
         """Training batch number `step` (0-based), without moving the iterator."""
         epoch, position = divmod(int(step), self.steps_per_epoch)
-        length, rows = self.epoch_layout(epoch)[position]
-        return _assemble(self._src, self._tgt, rows, length, pad_id=self.pad_id,
+        (s_len, t_len), rows = self.epoch_layout(epoch)[position]
+        return _assemble(self._src, self._tgt, rows, s_len, t_len, pad_id=self.pad_id,
                          bos_id=self.bos_id, eos_id=self.eos_id)
 
     def __iter__(self) -> Iterator[Batch]:
@@ -183,7 +208,10 @@ class TokenBatches:
         return {"seed": self.seed, "max_tokens": self.max_tokens, "max_len": self.max_len,
                 "length_multiple": self.length_multiple, "batch_multiple": self.batch_multiple,
                 "num_examples": self.num_examples,
-                "num_tokens": int(self._src.lengths.sum() + self._tgt.lengths.sum())}
+                "num_tokens": int(self._src.lengths.sum() + self._tgt.lengths.sum()),
+                # only when set, so that the states of runs without buckets still restore
+                **({"length_buckets": zlib.crc32(repr(self.length_buckets).encode())}
+                   if self.length_buckets else {})}
 
     def get_state(self) -> dict[str, int]:
         # "epoch" is informational (the epoch of the next batch); "step" is the position.
@@ -202,8 +230,8 @@ class TokenBatches:
 
 
 def eval_batches(src: Sequence[Any], tgt: Sequence[Any], *, batch_size: int, pad_id: int,
-                 bos_id: int, eos_id: int, max_len: int, length_multiple: int = 8
-                 ) -> Iterator[Batch]:
+                 bos_id: int, eos_id: int, max_len: int, length_multiple: int = 8,
+                 length_buckets: Sequence[int] = ()) -> Iterator[Batch]:
     """Every example exactly once, in batches of `batch_size` rows sorted by length (so little
     padding); the last batch is filled with weight-0 rows. Each batch also has "index":
     int32[B], the example's position in the input (-1 for a padding row), to put decoded
@@ -211,9 +239,11 @@ def eval_batches(src: Sequence[Any], tgt: Sequence[Any], *, batch_size: int, pad
 
     Nothing is dropped, so scores cover the whole split: an example longer than `max_len` is
     truncated, its source to max_len - 1 ids + eos, its targets to their first max_len tokens.
-    L is the longest example of the batch, rounded up to `length_multiple`, at most max_len.
+    S = T is the longest example of the batch, rounded up to `length_multiple`, at most
+    max_len; with `length_buckets`, S and T are each side's longest, padded as in TokenBatches.
     """
     _check_pairs(src, tgt, max_len, length_multiple)
+    buckets = _check_buckets(length_buckets)
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     src_flat, tgt_flat = _Flat(src, "src"), _Flat(tgt, "tgt")
@@ -225,9 +255,15 @@ def eval_batches(src: Sequence[Any], tgt: Sequence[Any], *, batch_size: int, pad
     # An inner generator, so that the checks above run at call time, not at first next().
     def generate() -> Iterator[Batch]:
         for rows in order.reshape(-1, batch_size):
-            length = int(lengths[rows[rows >= 0]].max())
-            batch = _assemble(src_flat, tgt_flat, rows, length, pad_id=pad_id, bos_id=bos_id,
-                              eos_id=eos_id)
+            real = rows[rows >= 0]
+            if buckets:
+                s_len, t_len = (int(_pad_lengths(flat.lengths[real].max(keepdims=True) + 1,
+                                                 max_len, 1, buckets)[0])
+                                for flat in (src_flat, tgt_flat))
+            else:
+                s_len = t_len = int(lengths[real].max())
+            batch = _assemble(src_flat, tgt_flat, rows, s_len, t_len, pad_id=pad_id,
+                              bos_id=bos_id, eos_id=eos_id)
             yield {**batch, "index": rows.astype(np.int32)}
 
     return generate()

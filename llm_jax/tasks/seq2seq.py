@@ -52,6 +52,7 @@ class Seq2Seq:
             max_tokens=4096,       # source + target tokens (padding counted) per training batch
             batch_multiple=8,      # rows per batch are a multiple of this (the device mesh)
             length_multiple=8,     # padded lengths are multiples of this (few jit shapes)
+            length_buckets=(),     # e.g. (32, 64, 128, 256): src and tgt padded apart to these
             metric="bleu",         # "bleu" | "rouge" | "": what decoded text is scored with
             eval_decode_examples=256,  # greedy-decoded at each periodic eval; 0: none
             beam_size=5, alpha=0.6, length_penalty="gnmt",  # final eval, `eval`, `translate`
@@ -130,14 +131,15 @@ class Seq2Seq:
         return TokenBatches(self.train.src_ids, self.train.tgt_ids, max_tokens=c.max_tokens,
                             seed=seed, pad_id=self.ids["pad"], bos_id=self.ids["bos"],
                             eos_id=self.ids["eos"], max_len=self.max_len,
-                            length_multiple=c.length_multiple, batch_multiple=c.batch_multiple)
+                            length_multiple=c.length_multiple, batch_multiple=c.batch_multiple,
+                            length_buckets=c.length_buckets)
 
     def eval_batches(self, batch_size: int, max_batches=None, tokens=None):
         split = self.valid if tokens is None else tokens
         batches = parallel_eval_batches(
             split.src_ids, split.tgt_ids, batch_size=batch_size, pad_id=self.ids["pad"],
             bos_id=self.ids["bos"], eos_id=self.ids["eos"], max_len=self.max_len,
-            length_multiple=self.cfg.length_multiple)
+            length_multiple=self.cfg.length_multiple, length_buckets=self.cfg.length_buckets)
         for i, batch in enumerate(batches):
             if max_batches is not None and i >= max_batches:
                 return

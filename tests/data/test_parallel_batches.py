@@ -66,7 +66,7 @@ def test_epoch_covers_every_example_once(batch_multiple):
     for _ in range(tb.steps_per_epoch):
         batch = next(tb)
         B, L = batch["src"].shape
-        assert (B, L) in tb.bucket_shapes
+        assert (B, L, L) in tb.bucket_shapes and batch["tgt_in"].shape == (B, L)
         assert set(batch) == {"src", "src_mask", "tgt_in", "tgt_out", "tgt_weights"}
         assert batch["src"].dtype == batch["tgt_in"].dtype == batch["tgt_out"].dtype == np.int32
         assert batch["src_mask"].dtype == bool and batch["tgt_weights"].dtype == np.float32
@@ -100,6 +100,66 @@ def test_padding_is_small_on_multi30k_sized_data():
     width = (np.maximum(src_len, tgt_len)[order] + 1).reshape(-1, 64).max(1)
     naive = 1 - (src_len + tgt_len + 2)[order].sum() / (2 * 64 * width).sum()
     assert 1 - real / slots < floor + 0.03 < 0.3 < naive
+
+
+def summary_corpus(n=600, seed=0):
+    """Long sources, short targets (SAMSum-like): source ~120 +- 50, target ~25 +- 10."""
+    rng = np.random.default_rng(seed)
+    src_len = np.clip(rng.normal(120, 50, n), 3, 300).astype(int)
+    tgt_len = np.clip(rng.normal(25, 10, n), 2, 90).astype(int)
+    src = np.split(rng.integers(3, 1000, src_len.sum()), np.cumsum(src_len)[:-1])
+    tgt = np.split(rng.integers(3, 1000, tgt_len.sum()), np.cumsum(tgt_len)[:-1])
+    for i, t in enumerate(tgt):
+        t[:2] = 3 + i // 1000, 3 + i % 1000
+    return src, tgt
+
+
+def test_length_buckets_pad_each_side_apart():
+    src, tgt = summary_corpus()
+    buckets, max_tokens = (32, 64, 128, 256), 8192
+    tb = TokenBatches(src, tgt, max_tokens=max_tokens, seed=0, max_len=288, batch_multiple=8,
+                      length_buckets=buckets, **IDS)
+    seen, slots, joint_slots = [], 0, 0
+    for _ in range(tb.steps_per_epoch):
+        batch = next(tb)
+        (B, S), T = batch["src"].shape, batch["tgt_in"].shape[1]
+        assert (B, S, T) in tb.bucket_shapes and batch["tgt_weights"].shape == (B, T)
+        assert B * (S + T) <= max_tokens or B == 8
+        rows = [index_of(r) if w.any() else -1
+                for r, w in zip(batch["tgt_out"], batch["tgt_weights"])]
+        check_rows(batch, src, tgt, rows)
+        for i in (i for i in rows if i >= 0):  # each side in the smallest bucket holding it
+            for n, width in ((len(src[i]) + 1, S), (len(tgt[i]) + 1, T)):
+                assert width == next((b for b in buckets if b >= n), 288)
+        seen += [i for i in rows if i >= 0]
+        slots += B * (S + T)
+        joint_slots += 2 * B * max(S, T)
+    assert sorted(seen) == list(range(len(src)))
+    assert len(tb.bucket_shapes) <= 5 * 2  # few jit shapes: 5 source x 2 target lengths
+    assert slots < 0.65 * joint_slots  # what padding targets to the source's length costs
+    # the buckets are part of the state: another bucketing gives other batches
+    other = TokenBatches(src, tgt, max_tokens=max_tokens, seed=0, max_len=288,
+                         batch_multiple=8, length_buckets=(64, 256), **IDS)
+    with pytest.raises(ValueError, match="`length_buckets`"):
+        other.set_state(tb.get_state())
+    with pytest.raises(ValueError, match="length_buckets must be increasing"):
+        TokenBatches(src, tgt, max_tokens=max_tokens, seed=0, max_len=288,
+                     length_buckets=(64, 32), **IDS)
+
+
+def test_eval_batches_with_length_buckets():
+    src, tgt = summary_corpus(n=100)
+    batches = list(parallel_eval_batches(src, tgt, batch_size=16, max_len=288,
+                                         length_buckets=(32, 64, 128, 256), **IDS))
+    index = np.concatenate([b["index"] for b in batches])
+    assert sorted(index[index >= 0]) == list(range(100))
+    for b in batches:
+        real = [i for i in b["index"] if i >= 0]
+        assert b["src"].shape[1] == next(x for x in (32, 64, 128, 256, 288)
+                                         if x > max(len(src[i]) for i in real))
+        assert b["tgt_in"].shape[1] == next(x for x in (32, 64, 128)
+                                            if x > max(len(tgt[i]) for i in real))
+        check_rows(b, src, tgt, b["index"])
 
 
 def test_deterministic_given_seed_and_epochs_differ():
