@@ -18,10 +18,9 @@ function of (seed, i): resuming at step i recomputes the very batches a run woul
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
-
-import zlib
 
 import numpy as np
 

@@ -1,6 +1,7 @@
 from llm_jax.layers.attention import Attention
 from llm_jax.layers.blocks import BlockConfig, DecoderBlock, EncoderBlock
 from llm_jax.layers.char_cnn import CharCNN, Highway
+from llm_jax.layers.dense import Dense
 from llm_jax.layers.embeddings import Embed, LearnedPositions
 from llm_jax.layers.mlp import MLP
 from llm_jax.layers.norms import LayerNorm, RMSNorm
@@ -10,4 +11,4 @@ from llm_jax.layers.transformer import DecoderStack, EncoderStack
 
 __all__ = ["Embed", "LearnedPositions", "MLP", "LayerNorm", "RMSNorm", "Attention", "param",
            "BlockConfig", "EncoderBlock", "DecoderBlock", "EncoderStack", "DecoderStack",
-           "CharCNN", "Highway", "ScalarMix"]
+           "CharCNN", "Highway", "ScalarMix", "Dense"]

@@ -72,13 +72,16 @@ class EncoderStack(_Stack):
         super().__init__(lambda rngs: EncoderBlock(cfg, rngs=rngs), cfg.num_layers,
                          shared=shared, remat=remat, scan_layers=scan_layers, rngs=rngs)
 
-    def __call__(self, x_BTD, *, mask=None, bias=None, dropout_key=None):
-        """x_BTD after every layer; `mask`/`bias` (see EncoderBlock) are the same for all."""
+    def __call__(self, x_BTD, *, mask=None, bias=None, dropout_key=None, all_layers=False):
+        """x_BTD after the last layer; `mask`/`bias` (see EncoderBlock) are the same for all.
+        `all_layers=True`: (x_BTD, every layer's output [L, B, T, D]), as probing and
+        Hugging Face's `output_hidden_states` need."""
         def call(block, x, key, _):
-            return block(x, mask=mask, bias=bias, dropout_key=key), None
+            x = block(x, mask=mask, bias=bias, dropout_key=key)
+            return x, x if all_layers else None
 
-        x_BTD, _ = self._layers(call, x_BTD, dropout_key, None)
-        return x_BTD
+        x_BTD, states_LBTD = self._layers(call, x_BTD, dropout_key, None)
+        return (x_BTD, states_LBTD) if all_layers else x_BTD
 
 
 class DecoderStack(_Stack):
