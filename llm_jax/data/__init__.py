@@ -1,5 +1,10 @@
 """Data: corpora on disk, downloads, tokenizers and batching pipelines."""
 
+from llm_jax.data.bert_tokenizers import (
+    AlbertSentencePieceTokenizer,
+    RobertaBPETokenizer,
+    WordPieceTokenizer,
+)
 from llm_jax.data.corpora import CORPORA, Corpus, Split, get_corpus, read_corpus, resolve_split
 from llm_jax.data.data_record import DataChangedError
 from llm_jax.data.download import SOURCES, ChecksumError, RemoteFile, download, sha256_file
@@ -21,6 +26,7 @@ from llm_jax.data.tokenizers import (
 )
 
 __all__ = [
+    "AlbertSentencePieceTokenizer",
     "CORPORA",
     "SOURCES",
     "CharTokenizer",
@@ -32,11 +38,13 @@ __all__ = [
     "MarianTokenizer",
     "MissingDataError",
     "RemoteFile",
+    "RobertaBPETokenizer",
     "SentencePieceTokenizer",
     "Split",
     "TextSlice",
     "TokenBatches",
     "Tokenizer",
+    "WordPieceTokenizer",
     "WordTokenizer",
     "data_dir",
     "download",

@@ -10,7 +10,8 @@ shared layer under `albert_layer_groups.0.albert_layers.0`.
 
 import numpy as np
 
-from llm_jax.interop.hf_files import CONFIG_FILE, join_heads, split_heads
+from llm_jax.interop.hf_files import CONFIG_FILE
+from llm_jax.interop.rules import fused, layer_norm, linear, out_proj, vector
 
 FAMILIES = ("bert", "roberta", "albert")
 ARCHITECTURES = {"bert": ("BertForPreTraining", "BertForMaskedLM"),
@@ -23,29 +24,8 @@ DERIVED = ("embeddings.position_ids", "embeddings.token_type_ids", "decoder.weig
            "decoder.bias")
 
 
-def _linear(hf):  # a torch Linear weight, transposed
-    return ([hf], lambda ws: ws[0].T, lambda w: [w.T])
-
-
-def _vector(hf):
-    return ([hf], lambda ws: ws[0], lambda w: [w])
-
-
-def _fused(names, heads, suffix):  # q/k/v stacked on axis 1 (weights) or 0 (biases)
-    hf = [f"{n}.{suffix}" for n in names]
-    if suffix == "weight":
-        return (hf, lambda ws: np.stack([split_heads(w, heads) for w in ws], 1),
-                lambda w: [join_heads(w[:, i]) for i in range(len(names))])
-    return (hf, lambda ws: np.stack([b.reshape(heads, -1) for b in ws], 0),
-            lambda b: [b[i].reshape(-1) for i in range(len(names))])
-
-
 def _dense(ours, hf):
-    return {f"{ours}/kernel": _linear(f"{hf}.weight"), f"{ours}/bias": _vector(f"{hf}.bias")}
-
-
-def _norm(ours, hf):
-    return {f"{ours}/scale": _vector(f"{hf}.weight"), f"{ours}/bias": _vector(f"{hf}.bias")}
+    return {f"{ours}/kernel": linear(f"{hf}.weight"), f"{ours}/bias": vector(f"{hf}.bias")}
 
 
 def _block_rules(family, heads):
@@ -60,17 +40,14 @@ def _block_rules(family, heads):
                      ln1="attention.output.LayerNorm", fc="intermediate.dense",
                      proj="output.dense", ln2="output.LayerNorm")
     qkv = [names["q"], names["k"], names["v"]]
-    out = names["out"] + ".weight"
     return {
-        "attn/qkv": _fused(qkv, heads, "weight"), "attn/qkv_bias": _fused(qkv, heads, "bias"),
-        # torch [D, H * Dh] -> ours [H, Dh, D]
-        "attn/out": ([out], lambda ws: ws[0].T.reshape(heads, -1, ws[0].shape[0]),
-                     lambda w: [w.reshape(-1, w.shape[-1]).T]),
-        "attn/out_bias": _vector(names["out"] + ".bias"),
-        **_norm("ln1", names["ln1"]), **_norm("ln2", names["ln2"]),
-        "mlp/fc": _linear(names["fc"] + ".weight"), "mlp/fc_bias": _vector(names["fc"] + ".bias"),
-        "mlp/proj": _linear(names["proj"] + ".weight"),
-        "mlp/proj_bias": _vector(names["proj"] + ".bias"),
+        "attn/qkv": fused(qkv, heads, "weight"), "attn/qkv_bias": fused(qkv, heads, "bias"),
+        "attn/out": out_proj(names["out"] + ".weight", heads),
+        "attn/out_bias": vector(names["out"] + ".bias"),
+        **layer_norm("ln1", names["ln1"]), **layer_norm("ln2", names["ln2"]),
+        "mlp/fc": linear(names["fc"] + ".weight"), "mlp/fc_bias": vector(names["fc"] + ".bias"),
+        "mlp/proj": linear(names["proj"] + ".weight"),
+        "mlp/proj_bias": vector(names["proj"] + ".bias"),
     }
 
 
@@ -82,10 +59,10 @@ def layer_prefix(family, base, i):
 
 def _top_rules(family, base, cfg):
     """Our path -> rule for everything outside the layers, as far as `cfg` has it."""
-    rules = {"embed/table": _vector(f"{base}embeddings.word_embeddings.weight"),
-             "positions/table": _vector(f"{base}embeddings.position_embeddings.weight"),
-             "segments/table": _vector(f"{base}embeddings.token_type_embeddings.weight"),
-             **_norm("embed_ln", f"{base}embeddings.LayerNorm")}
+    rules = {"embed/table": vector(f"{base}embeddings.word_embeddings.weight"),
+             "positions/table": vector(f"{base}embeddings.position_embeddings.weight"),
+             "segments/table": vector(f"{base}embeddings.token_type_embeddings.weight"),
+             **layer_norm("embed_ln", f"{base}embeddings.LayerNorm")}
     if family == "albert":
         heads = dict(mlm_dense="predictions.dense", mlm_ln="predictions.LayerNorm",
                      mlm_bias="predictions.bias", sentence="sop_classifier.classifier",
@@ -100,8 +77,8 @@ def _top_rules(family, base, cfg):
                      mlm_ln="cls.predictions.transform.LayerNorm", mlm_bias="cls.predictions.bias",
                      sentence="cls.seq_relationship", pooler=f"{base}pooler.dense")
     rules.update(_dense("mlm_dense", heads["mlm_dense"]))
-    rules.update(_norm("mlm_ln", heads["mlm_ln"]))
-    rules["mlm_bias"] = _vector(heads["mlm_bias"])
+    rules.update(layer_norm("mlm_ln", heads["mlm_ln"]))
+    rules["mlm_bias"] = vector(heads["mlm_bias"])
     if cfg.pooler:
         rules.update(_dense("pooler", heads["pooler"]))
     if cfg.sentence_head:

@@ -11,67 +11,37 @@ lm_head; a `final_logits_bias` buffer; a fixed sinusoidal table with every sine 
 cosine ("concat" layout); the decoder starts from the pad token.
 """
 
-import json
-import os
-
 import numpy as np
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
+from llm_jax.interop.hf_files import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    read_config,
+    read_tensors,
+)
+from llm_jax.interop.rules import fused, heads_bias, heads_in, layer_norm, linear, out_proj, vector
+
 # the names under which save_pretrained may keep the one tied embedding
 EMBEDDING_NAMES = ("model.shared.weight", "model.decoder.embed_tokens.weight",
                    "model.encoder.embed_tokens.weight", "lm_head.weight")
 
 
-def _split_heads(w_out_in, heads):
-    """torch [H * Dh, D] -> ours [D, H, Dh]."""
-    return w_out_in.T.reshape(w_out_in.shape[1], heads, -1)
-
-
-def _join_heads(w_DHK):
-    return w_DHK.reshape(w_DHK.shape[0], -1).T
-
-
 def _rules(heads):
     """(our path under the stack, HF suffixes under the layer, to_ours(list), to_hf(array))."""
-    def linear(hf):  # one torch Linear weight, transposed
-        return ([hf], lambda ws: ws[0].T, lambda w: [w.T])
-
-    def vector(hf):
-        return ([hf], lambda ws: ws[0], lambda w: [w])
-
-    def fused(names, suffix):  # q/k/v stacked on axis 1 (weights) or 0 (biases)
-        hf = [f"{n}.{suffix}" for n in names]
-        if suffix == "weight":
-            return (hf, lambda ws: np.stack([_split_heads(w, heads) for w in ws], 1),
-                    lambda w: [_join_heads(w[:, i]) for i in range(len(names))])
-        return (hf, lambda ws: np.stack([b.reshape(heads, -1) for b in ws], 0),
-                lambda b: [b[i].reshape(-1) for i in range(len(names))])
-
-    def heads_in(hf):  # a q projection alone: [D, H, Dh]
-        return ([hf + ".weight"], lambda ws: _split_heads(ws[0], heads),
-                lambda w: [_join_heads(w)])
-
-    def out_proj(hf):  # torch [D, H * Dh] -> ours [H, Dh, D]
-        return ([hf + ".weight"], lambda ws: ws[0].T.reshape(heads, -1, ws[0].shape[0]),
-                lambda w: [w.reshape(-1, w.shape[-1]).T])
-
     def attention(ours, hf, cross):
-        rules = {f"{ours}/out": out_proj(f"{hf}.out_proj"),
+        rules = {f"{ours}/out": out_proj(f"{hf}.out_proj.weight", heads),
                  f"{ours}/out_bias": vector(f"{hf}.out_proj.bias")}
         if cross:
-            rules[f"{ours}/q"] = heads_in(f"{hf}.q_proj")
-            rules[f"{ours}/q_bias"] = ([f"{hf}.q_proj.bias"], lambda ws: ws[0].reshape(heads, -1),
-                                       lambda b: [b.reshape(-1)])
+            rules[f"{ours}/q"] = heads_in(f"{hf}.q_proj.weight", heads)
+            rules[f"{ours}/q_bias"] = heads_bias(f"{hf}.q_proj.bias", heads)
             kv = [f"{hf}.k_proj", f"{hf}.v_proj"]
-            rules[f"{ours}/kv"], rules[f"{ours}/kv_bias"] = fused(kv, "weight"), fused(kv, "bias")
+            rules[f"{ours}/kv"] = fused(kv, heads, "weight")
+            rules[f"{ours}/kv_bias"] = fused(kv, heads, "bias")
         else:
             qkv = [f"{hf}.q_proj", f"{hf}.k_proj", f"{hf}.v_proj"]
-            rules[f"{ours}/qkv"], rules[f"{ours}/qkv_bias"] = fused(qkv, "weight"), fused(qkv, "bias")
+            rules[f"{ours}/qkv"] = fused(qkv, heads, "weight")
+            rules[f"{ours}/qkv_bias"] = fused(qkv, heads, "bias")
         return rules
-
-    def layer_norm(ours, hf):
-        return {f"{ours}/scale": vector(f"{hf}.weight"), f"{ours}/bias": vector(f"{hf}.bias")}
 
     def mlp():
         return {"mlp/fc": linear("fc1.weight"), "mlp/fc_bias": vector("fc1.bias"),
@@ -197,17 +167,7 @@ def params_to_hf(params: dict, cfg) -> dict:
 
 def read_hf_dir(hf_dir: str) -> tuple[dict, dict]:
     """(config.json as a dict, tensors) of a Hugging Face model directory."""
-    from safetensors.numpy import load_file
-
-    config_path, weights = os.path.join(hf_dir, CONFIG_FILE), os.path.join(hf_dir, WEIGHTS_FILE)
-    for path in (config_path, weights):
-        if not os.path.isfile(path):
-            hint = (" (only safetensors is read: convert pytorch_model.bin with transformers' "
-                    "save_pretrained(safe_serialization=True))" if path == weights else "")
-            raise FileNotFoundError(f"--from: {path} not found{hint}")
-    with open(config_path) as f:
-        hf = json.load(f)
-    return hf, load_file(weights)
+    return read_config(hf_dir), read_tensors(hf_dir)[0]
 
 
 def load_marian(hf_dir: str):

@@ -83,9 +83,14 @@ def test_unsupported_marian_configs_name_the_field(tmp_path):
     hf_cfg, _ = marian.read_hf_dir(str(tmp_path))
     with pytest.raises(ValueError, match="tie_word_embeddings"):
         marian.model_config({**hf_cfg, "tie_word_embeddings": False})
-    (tmp_path / marian.WEIGHTS_FILE).rename(tmp_path / "pytorch_model.bin")
-    with pytest.raises(FileNotFoundError, match="only safetensors is read"):
+    _, tensors = marian.read_hf_dir(str(tmp_path))
+    (tmp_path / marian.WEIGHTS_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match="has no model.safetensors"):
         marian.read_hf_dir(str(tmp_path))
+    # a torch checkpoint is read with torch.load(weights_only=True), never a plain unpickle
+    torch.save({k: torch.tensor(v) for k, v in tensors.items()}, tmp_path / "pytorch_model.bin")
+    _, from_torch = marian.read_hf_dir(str(tmp_path))
+    assert all(np.array_equal(from_torch[k], v) for k, v in tensors.items())
 
 
 @pytest.mark.parametrize("beams", [3, 4])

@@ -1,0 +1,437 @@
+"""The tokenizers of BERT (WordPiece), RoBERTa (byte-level BPE) and ALBERT (SentencePiece
+unigram), as Hugging Face `tokenizers` pipelines built the way transformers builds them, so the
+ids, pair layouts and character offsets agree with transformers' fast tokenizers.
+
+`encode(text)` gives the pieces alone (no [CLS]/[SEP]), as every project tokenizer does for LM
+streams; `encode_batch(texts, pairs)` gives model inputs: special tokens, segment ids,
+truncation and padding, and each token's character span in its own text. `save` writes the
+vocabulary files themselves (vocab.txt; vocab.json + merges.txt; spiece.model) beside the
+project's tokenizer.json, and the pipeline is rebuilt from them on load. transformers reads those
+files, but not the saved directory as a whole: it would take that tokenizer.json for its own.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import pathlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from llm_jax.data.tokenizers import TOKENIZERS, Tokenizer, _write_atomic, as_ids
+
+BERT_SPECIALS = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
+# transformers appends these, in this order, to a vocabulary that lacks them (GPT-2's).
+ROBERTA_SPECIALS = {"cls": "<s>", "sep": "</s>", "unk": "<unk>", "pad": "<pad>", "mask": "<mask>"}
+ALBERT_SPECIALS = {"pad": "<pad>", "unk": "<unk>", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
+# ALBERT's spm_train flags (google-research/albert README), which put the specials at 0-4.
+ALBERT_SYMBOLS = ("(", ")", '"', "-", ".", "\u2013", "\u00a3", "\u20ac")
+
+
+def _hf():
+    # Imported on use: `tokenizers` comes with transformers, which the rest of llm_jax never needs.
+    import tokenizers
+
+    return tokenizers
+
+
+def _read_text(path: os.PathLike | str, what: str) -> str:
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (the {what})")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: the {what} is not UTF-8 text ({e})") from None
+
+
+def _lines(text: str | Iterable[str]) -> Iterable[str]:
+    return text.splitlines() if isinstance(text, str) else text
+
+
+class _PipelineTokenizer(Tokenizer):
+    """A `tokenizers.Tokenizer` (`self._hf`) and the ids of its special tokens."""
+
+    def _set_pipeline(self, hf, specials: dict[str, str]) -> None:
+        # Before the post-processor is built from these ids, so a missing one is named.
+        ids = {role: hf.token_to_id(token) for role, token in specials.items()}
+        missing = [specials[role] for role, i in ids.items() if i is None]
+        if missing:
+            raise ValueError(f"the vocabulary has no {', '.join(missing)} token")
+        self._hf, self._special_ids, self._truncating = hf, ids, {}
+
+    @property
+    def special_ids(self) -> dict[str, int]:
+        """{"cls", "sep", "mask", "pad", "unk"} -> id."""
+        return dict(self._special_ids)
+
+    @property
+    def vocab_size(self) -> int:
+        return self._hf.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, text: str) -> np.ndarray:
+        """The pieces of `text`, without [CLS]/[SEP] (<s>/</s>); a special token written in the
+        text ("[MASK]") is that token, as in transformers."""
+        return np.asarray(self._hf.encode(text, add_special_tokens=False).ids, np.int32)
+
+    def encode_lines(self, lines: Sequence[str]) -> list[np.ndarray]:
+        encodings = self._hf.encode_batch(list(lines), add_special_tokens=False)
+        return [np.asarray(e.ids, np.int32) for e in encodings]
+
+    def decode(self, ids: Any, skip_special_tokens: bool = True) -> str:
+        return self._hf.decode(as_ids(ids, self.vocab_size).tolist(),
+                               skip_special_tokens=skip_special_tokens)
+
+    def id_to_token(self, i: int) -> str | None:
+        return self._hf.id_to_token(int(i))
+
+    def _with_truncation(self, max_length: int):
+        # A truncating copy per length, so the shared pipeline's state never changes.
+        if max_length not in self._truncating:
+            hf = copy.deepcopy(self._hf)
+            hf.enable_truncation(max_length, strategy="longest_first")
+            self._truncating[max_length] = hf
+        return self._truncating[max_length]
+
+    def encode_batch(self, texts: Sequence[str], pairs: Sequence[str] | None = None, *,
+                     max_length: int | None = None, pad_to: int | None = None,
+                     add_special_tokens: bool = True) -> dict[str, np.ndarray]:
+        """Model inputs for `texts` (or the pairs `texts[i]`, `pairs[i]`), padded to the longest
+        (or to `pad_to`): {"input_ids", "segment_ids": int32[B, T], "mask": bool[B, T] (True at
+        real tokens), "offsets": int32[B, T, 2] (each token's [start, end) characters in its own
+        text; (0, 0) for special tokens and padding), "sequence_ids": int32[B, T] (0 / 1: which
+        text a token comes from, -1 for special tokens and padding; RoBERTa's segment ids are all
+        0, so this is what tells a question from its context)}. `max_length` truncates to that
+        many tokens, specials included, cutting the longer text of a pair first ("longest_first").
+        """
+        if isinstance(texts, str) or isinstance(pairs, str):
+            raise TypeError("encode_batch takes sequences of texts, not one string")
+        inputs: list[Any] = list(texts)
+        if pairs is not None:
+            if len(pairs) != len(inputs):
+                raise ValueError(f"{len(inputs)} texts but {len(pairs)} pairs")
+            inputs = list(zip(inputs, pairs))
+        hf = self._hf
+        if max_length is not None:
+            needed = self._hf.num_special_tokens_to_add(pairs is not None) if add_special_tokens else 0
+            if max_length <= needed:
+                raise ValueError(f"max_length={max_length} leaves no room for text beside the "
+                                 f"{needed} special tokens")
+            hf = self._with_truncation(max_length)
+        encodings = hf.encode_batch(inputs, add_special_tokens=add_special_tokens)
+        longest = max((len(e.ids) for e in encodings), default=0)
+        if pad_to is not None and pad_to < longest:
+            raise ValueError(f"a sequence has {longest} tokens, more than pad_to={pad_to} "
+                             "(pass max_length to truncate)")
+        shape = (len(encodings), longest if pad_to is None else pad_to)
+        out = {"input_ids": np.full(shape, self._special_ids["pad"], np.int32),
+               "segment_ids": np.zeros(shape, np.int32), "mask": np.zeros(shape, bool),
+               "offsets": np.zeros((*shape, 2), np.int32),
+               "sequence_ids": np.full(shape, -1, np.int32)}
+        for i, e in enumerate(encodings):
+            n = len(e.ids)
+            out["input_ids"][i, :n] = e.ids
+            out["segment_ids"][i, :n] = e.type_ids
+            out["mask"][i, :n] = True
+            out["offsets"][i, :n] = np.asarray(e.offsets, np.int32).reshape(n, 2)
+            out["sequence_ids"][i, :n] = [-1 if s is None else s for s in e.sequence_ids]
+        return out
+
+
+def _bert_template(hf, cls: str, sep: str):
+    ids = [(cls, hf.token_to_id(cls)), (sep, hf.token_to_id(sep))]
+    return _hf().processors.TemplateProcessing(
+        single=f"{cls}:0 $A:0 {sep}:0", pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1",
+        special_tokens=ids)
+
+
+def _add_specials(hf, tokens: Iterable[str], lstrip: Sequence[str] = ()) -> None:
+    # normalized=False: matched in the raw text before lower-casing, as transformers does.
+    tk = _hf()
+    hf.add_special_tokens([tk.AddedToken(t, normalized=False, special=True, lstrip=t in lstrip)
+                           for t in tokens])
+
+
+def _bert_pipeline(tk, model, lowercase: bool, strip_accents: bool | None, chinese_chars: bool):
+    hf = tk.Tokenizer(model)
+    # strip_accents=None follows lowercase, as in the original BERT.
+    hf.normalizer = tk.normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=chinese_chars, strip_accents=strip_accents,
+        lowercase=lowercase)
+    hf.pre_tokenizer = tk.pre_tokenizers.BertPreTokenizer()
+    return hf
+
+
+class WordPieceTokenizer(_PipelineTokenizer):
+    """BERT's WordPiece: BertNormalizer (lower-casing and accent stripping when `lowercase`;
+    control characters dropped, CJK characters split), BertPreTokenizer (whitespace and
+    punctuation), then greedy longest-match pieces, "##" marking a word's continuation."""
+
+    kind = "wordpiece"
+    VOCAB_FILE = "vocab.txt"
+
+    def __init__(self, vocab: Sequence[str], lowercase: bool = True,
+                 strip_accents: bool | None = None, chinese_chars: bool = True):
+        tk = _hf()
+        self.vocab = list(vocab)
+        index = {t: i for i, t in enumerate(self.vocab)}
+        if len(index) != len(self.vocab):
+            dup = next(t for i, t in enumerate(self.vocab) if index[t] != i)
+            raise ValueError(f"the vocabulary has {dup!r} twice (lines {self.vocab.index(dup) + 1} "
+                             f"and {index[dup] + 1})")
+        if "" in index:
+            raise ValueError(f"line {index[''] + 1} of the vocabulary is empty")
+        self.lowercase, self.strip_accents, self.chinese_chars = lowercase, strip_accents, chinese_chars
+        hf = _bert_pipeline(tk, tk.models.WordPiece(index, unk_token=BERT_SPECIALS["unk"]),
+                            lowercase, strip_accents, chinese_chars)
+        hf.decoder = tk.decoders.WordPiece(prefix="##")
+        self._set_pipeline(hf, BERT_SPECIALS)
+        _add_specials(hf, BERT_SPECIALS.values())
+        hf.post_processor = _bert_template(hf, BERT_SPECIALS["cls"], BERT_SPECIALS["sep"])
+
+    @classmethod
+    def from_vocab_file(cls, path: os.PathLike | str, **options: Any) -> WordPieceTokenizer:
+        """A `vocab.txt`: one token a line, its id the line number from 0."""
+        tokens = _read_text(path, "WordPiece vocabulary").split("\n")
+        if tokens and tokens[-1] == "":
+            tokens.pop()
+        try:
+            return cls(tokens, **options)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+
+    @classmethod
+    def fit(cls, text: str | Iterable[str], vocab_size: int = 30522, lowercase: bool = True,
+            strip_accents: bool | None = None, chinese_chars: bool = True, min_frequency: int = 2,
+            limit_alphabet: int = 1000,
+            workdir: os.PathLike | str | None = None) -> WordPieceTokenizer:
+        """A vocabulary learnt from `text` (a string, or lines) by HF's WordPieceTrainer, with
+        [PAD] [UNK] [CLS] [SEP] [MASK] at ids 0-4; saved to `workdir` if given."""
+        tk = _hf()
+        hf = _bert_pipeline(tk, tk.models.WordPiece(unk_token=BERT_SPECIALS["unk"]), lowercase,
+                            strip_accents, chinese_chars)
+        trainer = tk.trainers.WordPieceTrainer(
+            vocab_size=vocab_size, min_frequency=min_frequency, limit_alphabet=limit_alphabet,
+            special_tokens=list(BERT_SPECIALS.values()), continuing_subword_prefix="##",
+            show_progress=False)
+        hf.train_from_iterator(_lines(text), trainer)
+        vocab = sorted(hf.get_vocab().items(), key=lambda kv: kv[1])
+        tokenizer = cls([t for t, _ in vocab], lowercase, strip_accents, chinese_chars)
+        if workdir is not None:
+            tokenizer.save(workdir)
+        return tokenizer
+
+    def _config(self, directory):
+        _write_atomic(directory / self.VOCAB_FILE, "".join(f"{t}\n" for t in self.vocab).encode())
+        return {"vocab_file": self.VOCAB_FILE, "lowercase": self.lowercase,
+                "strip_accents": self.strip_accents, "chinese_chars": self.chinese_chars}
+
+    @classmethod
+    def _from_config(cls, config, directory):
+        return cls.from_vocab_file(directory / config["vocab_file"], lowercase=config["lowercase"],
+                                   strip_accents=config["strip_accents"],
+                                   chinese_chars=config["chinese_chars"])
+
+
+class RobertaBPETokenizer(_PipelineTokenizer):
+    """RoBERTa's byte-level BPE (GPT-2's): any text, no unknown tokens. Pairs are
+    `<s> a </s></s> b </s>` with segment ids all 0.
+
+    The vocabulary and merges are taken as given. Special tokens the vocabulary lacks are
+    appended as transformers' RobertaTokenizer appends them: from GPT-2's encoder.json (50,257
+    tokens, none of them RoBERTa's) that gives <s> 50257, </s> 50258, <unk> 50259, <pad> 50260,
+    <mask> 50261, not roberta-base's <s> 0, <pad> 1, </s> 2, <unk> 3, <mask> 50264; roberta-base's
+    own vocab.json keeps its ids. <mask> absorbs the space before it (lstrip), as in roberta-base's
+    published tokenizer, so "a <mask>." is [a, <mask>, .].
+    """
+
+    kind = "roberta_bpe"
+    FILES = ("vocab.json", "merges.txt")
+
+    def __init__(self, vocab: dict[str, int], merges: Sequence[tuple[str, str]],
+                 add_prefix_space: bool = False):
+        tk = _hf()
+        self.vocab, self.merges = dict(vocab), [tuple(m) for m in merges]
+        self.add_prefix_space = add_prefix_space
+        try:
+            model = tk.models.BPE(self.vocab, self.merges, fuse_unk=False)
+        except Exception as e:  # tokenizers raises a bare Exception for merges outside the vocab
+            raise ValueError(f"the merges do not fit the vocabulary: {e}") from None
+        hf = tk.Tokenizer(model)
+        hf.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space)
+        hf.decoder = tk.decoders.ByteLevel()
+        _add_specials(hf, ROBERTA_SPECIALS.values(), lstrip=["<mask>"])
+        self._set_pipeline(hf, ROBERTA_SPECIALS)
+        cls, sep = ROBERTA_SPECIALS["cls"], ROBERTA_SPECIALS["sep"]
+        hf.post_processor = tk.processors.RobertaProcessing(
+            (sep, hf.token_to_id(sep)), (cls, hf.token_to_id(cls)), trim_offsets=True,
+            add_prefix_space=add_prefix_space)
+
+    @classmethod
+    def from_files(cls, vocab_file: os.PathLike | str, merges_file: os.PathLike | str,
+                   **options: Any) -> RobertaBPETokenizer:
+        """GPT-2's `encoder.json` + `vocab.bpe`, or RoBERTa's `vocab.json` + `merges.txt`."""
+        try:
+            vocab = json.loads(_read_text(vocab_file, "BPE vocabulary"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{vocab_file}: not JSON ({e})") from None
+        if not isinstance(vocab, dict) or not all(
+                isinstance(t, str) and isinstance(i, int) for t, i in vocab.items()):
+            raise ValueError(f"{vocab_file}: expected a JSON object of token -> integer id")
+        merges = []
+        for n, line in enumerate(_read_text(merges_file, "BPE merges").split("\n"), 1):
+            if not line or (n == 1 and line.startswith("#version")):
+                continue
+            parts = line.split(" ")
+            if len(parts) != 2 or not all(parts):
+                raise ValueError(f"{merges_file}:{n}: expected two tokens separated by a space, "
+                                 f"got {line!r}")
+            merges.append((parts[0], parts[1]))
+        try:
+            return cls(vocab, merges, **options)
+        except ValueError as e:
+            raise ValueError(f"{vocab_file}, {merges_file}: {e}") from None
+
+    @classmethod
+    def fit(cls, text: str | Iterable[str], vocab_size: int = 50265, min_frequency: int = 2,
+            add_prefix_space: bool = False,
+            workdir: os.PathLike | str | None = None) -> RobertaBPETokenizer:
+        """A byte-level BPE learnt from `text` by HF's BpeTrainer, with <s> <pad> </s> <unk>
+        <mask> at ids 0-4; saved to `workdir` if given."""
+        tk = _hf()
+        hf = tk.Tokenizer(tk.models.BPE())
+        hf.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space)
+        trainer = tk.trainers.BpeTrainer(
+            vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,
+            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+            initial_alphabet=tk.pre_tokenizers.ByteLevel.alphabet())
+        hf.train_from_iterator(_lines(text), trainer)
+        model = json.loads(hf.to_str())["model"]
+        merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+        tokenizer = cls(model["vocab"], merges, add_prefix_space)
+        if workdir is not None:
+            tokenizer.save(workdir)
+        return tokenizer
+
+    def _config(self, directory):
+        vocab_file, merges_file = self.FILES
+        _write_atomic(directory / vocab_file, json.dumps(self.vocab, ensure_ascii=False).encode())
+        merges = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in self.merges)
+        _write_atomic(directory / merges_file, merges.encode())
+        return {"vocab_file": vocab_file, "merges_file": merges_file,
+                "add_prefix_space": self.add_prefix_space}
+
+    @classmethod
+    def _from_config(cls, config, directory):
+        return cls.from_files(directory / config["vocab_file"], directory / config["merges_file"],
+                              add_prefix_space=config["add_prefix_space"])
+
+
+def _albert_normalizers(lowercase: bool, keep_accents: bool) -> list:
+    # ALBERT's own preprocessing (its tokenization.py) before the model's SentencePiece rules.
+    n = _hf().normalizers
+    steps = [n.Replace("``", '"'), n.Replace("''", '"')]
+    if not keep_accents:
+        steps += [n.NFKD(), n.StripAccents()]
+    return steps + ([n.Lowercase()] if lowercase else [])
+
+
+class AlbertSentencePieceTokenizer(_PipelineTokenizer):
+    """ALBERT's SentencePiece unigram model, from its `spiece.model`, run as transformers'
+    AlbertTokenizer (fast) runs it: lower-cased, accents stripped, "▁" before each
+    whitespace-separated word; control and user-defined pieces ([CLS], "(", ...) are matched in
+    the raw text first, so "(test)" is "(", "▁test", ")" where SentencePiece itself would give
+    "▁", "(", "test", ")"."""
+
+    kind = "albert_sp"
+    MODEL_FILE = "spiece.model"
+
+    def __init__(self, model_proto: bytes, lowercase: bool = True, keep_accents: bool = False):
+        import sentencepiece as spm
+        from sentencepiece import sentencepiece_model_pb2
+
+        tk = _hf()
+        try:
+            spm.SentencePieceProcessor(model_proto=model_proto)  # validates the proto
+        except (RuntimeError, TypeError) as e:
+            raise ValueError(f"not a SentencePiece model ({e})") from None
+        proto = sentencepiece_model_pb2.ModelProto.FromString(model_proto)
+        if proto.trainer_spec.model_type != proto.trainer_spec.UNIGRAM:
+            raise ValueError("not a unigram SentencePiece model")
+        self.model_proto, self.lowercase, self.keep_accents = model_proto, lowercase, keep_accents
+        pieces = proto.pieces
+        unk = next((i for i, p in enumerate(pieces) if p.type == p.UNKNOWN), None)
+        if unk is None:
+            raise ValueError("the SentencePiece model has no unknown piece")
+        hf = tk.Tokenizer(tk.models.Unigram([(p.piece, p.score) for p in pieces], unk_id=unk,
+                                            byte_fallback=proto.trainer_spec.byte_fallback))
+        steps = _albert_normalizers(lowercase, keep_accents)
+        if proto.normalizer_spec.precompiled_charsmap:
+            steps.append(tk.normalizers.Precompiled(proto.normalizer_spec.precompiled_charsmap))
+        hf.normalizer = tk.normalizers.Sequence(steps)
+        hf.pre_tokenizer = tk.pre_tokenizers.Sequence([
+            tk.pre_tokenizers.WhitespaceSplit(),
+            tk.pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")])
+        hf.decoder = tk.decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
+        _add_specials(hf, [p.piece for p in pieces if p.type in (p.UNKNOWN, p.CONTROL)])
+        hf.add_tokens([tk.AddedToken(p.piece, normalized=False, special=False)
+                       for p in pieces if p.type == p.USER_DEFINED])
+        self._set_pipeline(hf, ALBERT_SPECIALS)
+        hf.post_processor = _bert_template(hf, ALBERT_SPECIALS["cls"], ALBERT_SPECIALS["sep"])
+
+    @classmethod
+    def from_file(cls, path: os.PathLike | str, **options: Any) -> AlbertSentencePieceTokenizer:
+        path = pathlib.Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file (the SentencePiece model)")
+        try:
+            return cls(path.read_bytes(), **options)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+
+    @classmethod
+    def fit(cls, text: str | Iterable[str], vocab_size: int = 30000, lowercase: bool = True,
+            keep_accents: bool = False, user_defined_symbols: Sequence[str] = ALBERT_SYMBOLS,
+            workdir: os.PathLike | str | None = None,
+            **trainer_options: Any) -> AlbertSentencePieceTokenizer:
+        """A unigram model learnt from `text` (a string, or lines) with ALBERT's spm_train flags:
+        <pad> 0, <unk> 1, [CLS] 2, [SEP] 3, [MASK] 4, then `user_defined_symbols`. The text is
+        lower-cased and accent-stripped first, as encode will see it."""
+        import sentencepiece as spm
+
+        normalizer = _hf().normalizers.Sequence(_albert_normalizers(lowercase, keep_accents))
+        lines = [normalizer.normalize_str(line) for line in _lines(text) if line.strip()]
+        options = {"vocab_size": vocab_size, "model_type": "unigram", "pad_id": 0, "unk_id": 1,
+                   "bos_id": -1, "eos_id": -1, "control_symbols": ["[CLS]", "[SEP]", "[MASK]"],
+                   "user_defined_symbols": list(user_defined_symbols),
+                   "character_coverage": 0.99995, "hard_vocab_limit": False,
+                   "max_sentence_length": 1 << 16, "num_threads": os.cpu_count() or 1,
+                   "minloglevel": 2, **trainer_options}
+        model = io.BytesIO()
+        try:
+            spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=model,
+                                           **options)
+        except RuntimeError as e:
+            raise ValueError(f"SentencePiece training failed (vocab_size={vocab_size}): {e}") from e
+        tokenizer = cls(model.getvalue(), lowercase=lowercase, keep_accents=keep_accents)
+        if workdir is not None:
+            tokenizer.save(workdir)
+        return tokenizer
+
+    def _config(self, directory):
+        _write_atomic(directory / self.MODEL_FILE, self.model_proto)
+        return {"model_file": self.MODEL_FILE, "lowercase": self.lowercase,
+                "keep_accents": self.keep_accents}
+
+    @classmethod
+    def _from_config(cls, config, directory):
+        return cls.from_file(directory / config["model_file"], lowercase=config["lowercase"],
+                             keep_accents=config["keep_accents"])
+
+
+for _cls in (WordPieceTokenizer, RobertaBPETokenizer, AlbertSentencePieceTokenizer):
+    TOKENIZERS[_cls.kind] = _cls
