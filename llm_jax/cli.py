@@ -1,4 +1,5 @@
-"""`python -m llm_jax {train,eval,generate,translate,sweep,download,export,average,import-hf} ...`
+"""`python -m llm_jax {train,eval,generate,translate,sweep,download,export,average,import-hf,
+export-hf} ...`
 (also the `llm-jax` script).
 
 Errors end the program with one `error: ...` line on stderr, naming the flag or file, and no
@@ -21,7 +22,7 @@ from ml_collections import ConfigDict, config_flags
 from llm_jax.allocator import tune_malloc
 
 COMMANDS = ("train", "eval", "generate", "translate", "sweep", "download", "export", "average",
-            "import-hf")
+            "import-hf", "export-hf")
 USAGE = """usage:
   python -m llm_jax train    --config=configs/gpt_shakespeare.py:cpu --workdir=DIR [--config.FIELD=V ...]
   python -m llm_jax eval     --workdir=DIR [--split=valid]
@@ -35,8 +36,11 @@ USAGE = """usage:
   python -m llm_jax average  --workdir=DIR [--last=5 --out=DIR_avg5]   (mean of the last N
                              checkpoints' params, as a new workdir for eval/generate; never
                              overwrites --out, never changes DIR)
-  python -m llm_jax import-hf --from=HF_DIR --workdir=DIR   (a Hugging Face MarianMTModel:
-                             config.json + model.safetensors + source/target.spm + vocab.json)
+  python -m llm_jax import-hf --from=HF_DIR --workdir=DIR   (a Hugging Face MarianMTModel,
+                             BERT, RoBERTa or ALBERT directory: config.json, model.safetensors
+                             (or its sharded index) and the tokenizer's files)
+  python -m llm_jax export-hf --workdir=DIR --out=HF_DIR   (a BERT/RoBERTa/ALBERT workdir as a
+                             directory transformers' from_pretrained reads)
   python -m llm_jax reproduce NAME [--runs_dir=DIR --only=ROW --dry_run] | --list
 """
 USAGE_EXIT, FAILURE_EXIT = 2, 1
@@ -54,7 +58,7 @@ flags.DEFINE_float("top_p", 1.0, "generate: nucleus mass to keep (1: all).")
 flags.DEFINE_integer("num_samples", 1, "generate: continuations, decoded as one batch.")
 flags.DEFINE_integer("seed", 0, "generate: sampling seed.")
 flags.DEFINE_string("data_dir", None, "download: destination (default $LLM_JAX_DATA_DIR).")
-flags.DEFINE_string("out", None, "export: directory to write the exported model to. "
+flags.DEFINE_string("out", None, "export, export-hf: directory to write the exported model to. "
                     "average: the new workdir (default: DIR_avgN beside DIR; must be new or empty).")
 flags.DEFINE_integer("last", 5, "average: how many of the newest checkpoints to average (the "
                      "Transformer paper: 5 for base models, 20 for big).", lower_bound=1)
@@ -119,6 +123,8 @@ def main(argv):
             print(text)
     elif command == "import-hf":
         print(json.dumps(commands.import_hf(_require("from"), workdir), indent=2))
+    elif command == "export-hf":
+        print(json.dumps(commands.export_hf(workdir, _require("out")), indent=2))
     elif command == "generate":
         for text in commands.generate_text(
                 workdir, FLAGS.prompt, max_new_tokens=FLAGS.max_new_tokens,

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from llm_jax.data.tokenizers import TOKENIZERS, Tokenizer, _write_atomic, as_ids
+from llm_jax.data.tokenizers import TOKENIZERS, Tokenizer, as_ids, write_atomic
 
 BERT_SPECIALS = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
 # transformers appends these, in this order, to a vocabulary that lacks them (GPT-2's).
@@ -63,6 +63,13 @@ class _PipelineTokenizer(Tokenizer):
         if missing:
             raise ValueError(f"the vocabulary has no {', '.join(missing)} token")
         self._hf, self._special_ids, self._truncating = hf, ids, {}
+
+    def save_vocab_files(self, directory: os.PathLike | str) -> dict[str, Any]:
+        """Only the vocabulary files (vocab.txt; vocab.json + merges.txt; spiece.model), as a
+        Hugging Face directory holds them; returns their names and this tokenizer's options."""
+        directory = pathlib.Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        return self._config(directory)
 
     @property
     def special_ids(self) -> dict[str, int]:
@@ -226,7 +233,7 @@ class WordPieceTokenizer(_PipelineTokenizer):
         return tokenizer
 
     def _config(self, directory):
-        _write_atomic(directory / self.VOCAB_FILE, "".join(f"{t}\n" for t in self.vocab).encode())
+        write_atomic(directory / self.VOCAB_FILE, "".join(f"{t}\n" for t in self.vocab).encode())
         return {"vocab_file": self.VOCAB_FILE, "lowercase": self.lowercase,
                 "strip_accents": self.strip_accents, "chinese_chars": self.chinese_chars}
 
@@ -319,9 +326,9 @@ class RobertaBPETokenizer(_PipelineTokenizer):
 
     def _config(self, directory):
         vocab_file, merges_file = self.FILES
-        _write_atomic(directory / vocab_file, json.dumps(self.vocab, ensure_ascii=False).encode())
+        write_atomic(directory / vocab_file, json.dumps(self.vocab, ensure_ascii=False).encode())
         merges = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in self.merges)
-        _write_atomic(directory / merges_file, merges.encode())
+        write_atomic(directory / merges_file, merges.encode())
         return {"vocab_file": vocab_file, "merges_file": merges_file,
                 "add_prefix_space": self.add_prefix_space}
 
@@ -423,7 +430,7 @@ class AlbertSentencePieceTokenizer(_PipelineTokenizer):
         return tokenizer
 
     def _config(self, directory):
-        _write_atomic(directory / self.MODEL_FILE, self.model_proto)
+        write_atomic(directory / self.MODEL_FILE, self.model_proto)
         return {"model_file": self.MODEL_FILE, "lowercase": self.lowercase,
                 "keep_accents": self.keep_accents}
 

@@ -27,7 +27,7 @@ EOS = "<eos>"
 SPACE_SYMBOL = "\u2581"  # SentencePiece's "▁", which it writes for a space
 
 
-def _write_atomic(path: pathlib.Path, data: bytes) -> None:
+def write_atomic(path: pathlib.Path, data: bytes) -> None:
     # Write-then-rename, so a crash never leaves a truncated tokenizer next to a checkpoint.
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -80,7 +80,7 @@ class Tokenizer(abc.ABC):
         directory = pathlib.Path(directory)
         config = {"kind": self.kind, **self._config(directory)}
         path = directory / CONFIG_FILE
-        _write_atomic(path, json.dumps(config, ensure_ascii=False, indent=1).encode("utf-8"))
+        write_atomic(path, json.dumps(config, ensure_ascii=False, indent=1).encode("utf-8"))
         return path
 
 
@@ -298,7 +298,7 @@ class SentencePieceTokenizer(Tokenizer):
         return {"pad": sp.pad_id(), "unk": sp.unk_id(), "bos": sp.bos_id(), "eos": sp.eos_id()}
 
     def _config(self, directory):
-        _write_atomic(directory / self.MODEL_FILE, self.model_proto)
+        write_atomic(directory / self.MODEL_FILE, self.model_proto)
         return {"model_file": self.MODEL_FILE}
 
     @classmethod

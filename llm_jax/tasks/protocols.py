@@ -5,7 +5,9 @@ the trainer adds sums and weights over every batch and divides at the end, so a 
 batches of different sizes or with padding is exact. One name is special: `"num_tokens"`
 holds a plain count of the real (non-pad) input tokens of the batch, from which the trainer
 computes tokens/s. A task whose `"loss"` metric is a negative log-likelihood per token sets
-`reports_token_nll = True`, and only then does the trainer log `perplexity = exp(loss)`.
+`reports_token_nll = True`, and only then does the trainer log `perplexity = exp(loss)`. A task
+whose loss adds other terms (masked LM + NSP) names its token NLL metric in an optional
+`token_nll_metric` attribute (default "loss"), and the perplexity is exp of that.
 """
 
 from typing import Any, Iterable, Iterator, Protocol, runtime_checkable

@@ -1,4 +1,5 @@
-"""`import-hf`: a Hugging Face model directory as a new llm_jax workdir.
+"""`import-hf`: a Hugging Face model directory (Marian, BERT, RoBERTa, ALBERT) as a new llm_jax
+workdir.
 
 The workdir is what training would have left: config.json, the tokenizer, and a checkpoint
 (step 0) of the full train state holding the imported parameters, so `eval`, `translate`,
@@ -13,8 +14,11 @@ import shutil
 import jax
 import jax.numpy as jnp
 
+from llm_jax.data.hf_tokenizer_files import read_hf_tokenizer
 from llm_jax.data.marian_tokenizer import MarianTokenizer
+from llm_jax.interop import bert as bert_interop
 from llm_jax.interop import marian
+from llm_jax.interop.hf_files import read_config, read_tensors
 from llm_jax.training import sharding
 from llm_jax.training.checkpoints import Checkpointer
 from llm_jax.training.config_schema import default_config
@@ -23,6 +27,12 @@ from llm_jax.training.optimizer import make_optimizer, model_param_axes
 from llm_jax.training.state import make_state_spec
 
 IMPORT_FILE = "imported_from.json"
+# config.task of an imported BERT-family workdir: its family's pre-training objective
+MASKED_LM_RECIPES = {
+    "bert": dict(sentence_task="nsp", packing="pairs", masking="static"),
+    "roberta": dict(sentence_task="", packing="full_sentences", masking="dynamic", dupe_factor=1),
+    "albert": dict(sentence_task="sop", packing="pairs", masking="static"),
+}
 
 
 def marian_config(hf: dict):
@@ -40,16 +50,49 @@ def marian_config(hf: dict):
     return c
 
 
+def bert_config(hf: dict, tensors: dict, tokenizer):
+    """An llm_jax config (Bert + masked_lm, the family's pre-training recipe) for a BERT,
+    RoBERTa or ALBERT directory."""
+    family, fields = bert_interop.model_config(hf, tensors)
+    c = default_config("bert", "masked_lm")
+    c.model.update(fields)
+    c.data.tokenizer = tokenizer.kind
+    c.task.update(MASKED_LM_RECIPES[family])
+    if fields["sentence_head"] != c.task.sentence_task:  # e.g. a BertModel without NSP head
+        c.task.sentence_task = fields["sentence_head"]
+    return family, c
+
+
+def _marian(hf_dir, hf):
+    tensors = read_tensors(hf_dir)[0]
+    config = marian_config(hf)
+    return "marian", config, lambda shapes: marian.params_from_hf(tensors, config.model), \
+        MarianTokenizer(hf_dir), f"{hf_dir}/vocab.json"
+
+
+def _bert(hf_dir, hf):
+    tensors, source = read_tensors(hf_dir)
+    tokenizer = read_hf_tokenizer(hf_dir)
+    family, config = bert_config(hf, tensors, tokenizer)
+    return family, config, lambda shapes: bert_interop.params_from_hf(
+        family, tensors, config.model, shapes, source), tokenizer, "the tokenizer"
+
+
 def import_hf(hf_dir: str, workdir: str) -> dict:
     if os.path.isdir(workdir) and os.listdir(workdir):
         raise ValueError(f"--workdir={workdir} exists and is not empty: import-hf writes a new "
                          "workdir")
-    hf, tensors = marian.read_hf_dir(hf_dir)
-    config = marian_config(hf)
-    params = marian.params_from_hf(tensors, config.model)
-    tokenizer = MarianTokenizer(hf_dir)
+    hf = read_config(hf_dir)
+    kind = hf.get("model_type", "marian")
+    if kind == "marian":
+        family, config, make_params, tokenizer, vocab = _marian(hf_dir, hf)
+    elif kind in bert_interop.FAMILIES:
+        family, config, make_params, tokenizer, vocab = _bert(hf_dir, hf)
+    else:
+        raise ValueError(f"{hf_dir}/config.json: model_type={kind!r}; import-hf reads marian, "
+                         f"{', '.join(bert_interop.FAMILIES)}")
     if tokenizer.vocab_size > config.model.vocab_size:
-        raise ValueError(f"{hf_dir}/vocab.json has {tokenizer.vocab_size} ids but config.json "
+        raise ValueError(f"{vocab} has {tokenizer.vocab_size} ids but config.json "
                          f"vocab_size={config.model.vocab_size}")
     tmp = os.path.join(os.path.dirname(os.path.abspath(workdir)),
                        f".{os.path.basename(os.path.abspath(workdir))}.partial-{os.getpid()}")
@@ -59,6 +102,7 @@ def import_hf(hf_dir: str, workdir: str) -> dict:
         mesh = sharding.make_mesh(config.mesh)
         optimizer = make_optimizer(config.optimizer, 1, param_axes=model_param_axes(config.model))
         spec = make_state_spec(config.model, optimizer, mesh, config.seed)
+        params = make_params(jax.tree.map(lambda a: a.shape, spec.abstract["params"]))
         state = spec.init()
         state["params"] = jax.tree.map(
             lambda x, s: jax.device_put(jnp.asarray(x, s.dtype), s.sharding), params,
@@ -67,7 +111,7 @@ def import_hf(hf_dir: str, workdir: str) -> dict:
         checkpointer.save(0, state, {})
         checkpointer.close()
         save_config(config, tmp)
-        record = {"source": os.path.abspath(hf_dir), "format": "marian",
+        record = {"source": os.path.abspath(hf_dir), "format": family,
                   "params": spec.param_count}
         with open(os.path.join(tmp, IMPORT_FILE), "w") as f:
             json.dump(record, f, indent=2)

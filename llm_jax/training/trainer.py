@@ -50,8 +50,9 @@ def evaluate(exp: Experiment, params, eval_step=None, *, max_batches=None, token
                          "examples")
     out = {f"{prefix}/{k}": total / weight if weight else math.nan
            for k, (total, weight) in sums.items()}
-    if exp.task.reports_token_nll:
-        out[f"{prefix}/perplexity"] = math.exp(min(out[f"{prefix}/loss"], 700.0))
+    if exp.task.reports_token_nll:  # of "loss", or of the token NLL metric the task names
+        nll = getattr(exp.task, "token_nll_metric", "loss")
+        out[f"{prefix}/perplexity"] = math.exp(min(out[f"{prefix}/{nll}"], 700.0))
     if isinstance(exp.task, DecodingEvaluator):
         model = nnx.merge(exp.spec.graphdef, params)
         scores = exp.task.decode_metrics(model, tokens, final=max_batches is None)

@@ -20,21 +20,22 @@ SHAPE = dict(vocab_size=V, hidden_size=32, num_hidden_layers=3, num_attention_he
              pad_token_id=PAD)
 
 
-def hf_model(family):
+def hf_model(family, vocab_size=V, pad_id=PAD):
     """A small model with every tensor random (LayerNorms and biases too, so a mapping that
     swapped two of them would show)."""
     torch.manual_seed(0)
+    shape = {**SHAPE, "vocab_size": vocab_size, "pad_token_id": pad_id}
     if family == "bert":
-        model = transformers.BertForPreTraining(transformers.BertConfig(**SHAPE))
+        model = transformers.BertForPreTraining(transformers.BertConfig(**shape))
     elif family == "roberta":
-        cfg = transformers.RobertaConfig(**{**SHAPE, "type_vocab_size": 1,
+        cfg = transformers.RobertaConfig(**{**shape, "type_vocab_size": 1,
                                             "max_position_embeddings": T + PAD + 1},
                                          layer_norm_eps=1e-5)
         model = transformers.RobertaForMaskedLM(cfg)
     else:
         # AlbertConfig()'s defaults are xxlarge-sized: every field is set
         cfg = transformers.AlbertConfig(
-            **SHAPE, embedding_size=16, num_hidden_groups=1, inner_group_num=1,
+            **shape, embedding_size=16, num_hidden_groups=1, inner_group_num=1,
             hidden_act="gelu_new", layer_norm_eps=1e-12, classifier_dropout_prob=0.1,
             bos_token_id=2, eos_token_id=3, position_embedding_type="absolute")
         model = transformers.AlbertForPreTraining(cfg)
@@ -153,3 +154,57 @@ def test_bad_directories_get_one_line_naming_file_and_tensor(tmp_path):
     weights.unlink()
     with pytest.raises(FileNotFoundError, match="has no model.safetensors"):
         bert_interop.load_hf(str(tmp_path / "hf"))
+
+
+def fitted_tokenizer(family):
+    """A small vocabulary of the family's kind, learnt from made-up text."""
+    from llm_jax.data.bert_tokenizers import (
+        AlbertSentencePieceTokenizer,
+        RobertaBPETokenizer,
+        WordPieceTokenizer,
+    )
+
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list("abcdefghij"), rng.integers(2, 7))) for _ in range(60)]
+    text = [" ".join(rng.choice(words, 12)) + " ." for _ in range(400)]
+    if family == "bert":
+        return WordPieceTokenizer.fit(text, vocab_size=120, min_frequency=1)
+    if family == "roberta":
+        return RobertaBPETokenizer.fit(text, vocab_size=300, min_frequency=1)
+    return AlbertSentencePieceTokenizer.fit("\n".join(text), vocab_size=100)
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "albert"])
+def test_import_hf_and_export_hf_workdirs(family, tmp_path):
+    """import-hf makes a workdir that llm_jax.load reads; export-hf of it is a directory that
+    transformers' from_pretrained and AutoTokenizer read back to the same logits and ids."""
+    import llm_jax
+    from llm_jax.data.hf_tokenizer_files import write_hf_tokenizer
+    from llm_jax.training import commands
+
+    tokenizer = fitted_tokenizer(family)
+    hf = hf_model(family, tokenizer.vocab_size, tokenizer.special_ids["pad"])
+    hf_dir = tmp_path / "hf"
+    hf.save_pretrained(hf_dir, safe_serialization=True)
+    write_hf_tokenizer(tokenizer, str(hf_dir))
+    record = commands.import_hf(str(hf_dir), str(tmp_path / "run"))
+    assert record["format"] == family
+    assert record["params"] == sum(p.numel() for p in hf.parameters())
+    model, ours_tok, config = llm_jax.load(str(tmp_path / "run"))
+    assert config.task.name == "masked_lm" and config.data.tokenizer == tokenizer.kind
+    texts = ["abc defg hij .", "ba ab cd"]
+    batch = ours_tok.encode_batch(texts, pad_to=T)
+    ids, segments, mask = (np.asarray(batch[k]) for k in ("input_ids", "segment_ids", "mask"))
+    _, want, _ = hf_outputs(hf, ids, segments.astype(np.int64), mask)
+    got = model(jnp.asarray(ids), jnp.asarray(segments), jnp.asarray(mask))["mlm_logits"]
+    np.testing.assert_allclose(np.asarray(got)[mask], want[mask], atol=1e-5, rtol=1e-5)
+
+    out = commands.export_hf(str(tmp_path / "run"), str(tmp_path / "out"))
+    assert out["family"] == family
+    back = getattr(transformers, out["architecture"]).from_pretrained(str(tmp_path / "out"))
+    _, again, _ = hf_outputs(back.eval(), ids, segments.astype(np.int64), mask)
+    np.testing.assert_allclose(again, want, atol=1e-6)
+    hf_tok = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "out"))
+    assert hf_tok(texts[0])["input_ids"] == ids[0][mask[0]].tolist()
+    with pytest.raises(ValueError, match="exists and is not empty"):
+        commands.export_hf(str(tmp_path / "run"), str(tmp_path / "out"))
