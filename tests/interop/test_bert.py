@@ -199,6 +199,13 @@ def test_import_hf_and_export_hf_workdirs(family, tmp_path):
     got = model(jnp.asarray(ids), jnp.asarray(segments), jnp.asarray(mask))["mlm_logits"]
     np.testing.assert_allclose(np.asarray(got)[mask], want[mask], atol=1e-5, rtol=1e-5)
 
+    # the README's snippet, as written there
+    mask_token = ours_tok.id_to_token(ours_tok.special_ids["mask"])
+    batch = ours_tok.encode_batch([f"abc defg {mask_token} ."])
+    out = model(batch["input_ids"], batch["segment_ids"], batch["mask"])
+    at = list(batch["input_ids"][0]).index(ours_tok.special_ids["mask"])
+    assert isinstance(ours_tok.decode([int(out["mlm_logits"][0, at].argmax())]), str)
+
     out = commands.export_hf(str(tmp_path / "run"), str(tmp_path / "out"))
     assert out["family"] == family
     back = getattr(transformers, out["architecture"]).from_pretrained(str(tmp_path / "out"))
