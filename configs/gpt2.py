@@ -1,8 +1,11 @@
-"""GPT-2 shapes (Radford et al. 2019) on WikiText-2 with a SentencePiece BPE vocabulary.
+"""GPT-2 shapes (Radford et al. 2019) on WikiText-2.
 
 Variants 124m, 350m, 774m, 1.5b: the four published sizes (context 1024; vocabulary padded to
-50,304, a multiple of 64, as GPT-2's 50,257 usually is for speed). OpenAI's BPE cannot be
-fetched here, so the tokenizer is trained on the corpus; rows beyond it are simply unused.
+50,304, a multiple of 64, as GPT-2's 50,257 usually is for speed). By default the tokenizer is
+a SentencePiece BPE trained on the corpus (rows beyond it are simply unused); add ",gpt2_bpe"
+(configs/gpt2.py:124m,gpt2_bpe, or --config.data.tokenizer=gpt2_bpe) for OpenAI's own byte-level
+BPE, read from LLM_JAX_DATA_DIR/tokenizers/gpt2 (encoder.json, vocab.bpe): its 50,257 tokens,
+<|endoftext|> = 50256, fill all but the last 47 rows.
 """
 
 from llm_jax.training.config_schema import default_config
@@ -15,17 +18,26 @@ SIZES = {  # layers, heads, width
 }
 
 
+VOCABULARIES = ("", "gpt2_bpe")  # "": SentencePiece fitted on the corpus
+
+
 def get_config(arg=None):
     arg = arg or "124m"
-    if arg not in SIZES:
+    size, _, vocabulary = arg.partition(",")
+    if size not in SIZES:
         raise ValueError(f"configs/gpt2.py:{arg}: unknown size; expected one of {tuple(SIZES)}")
-    layers, heads, width = SIZES[arg]
+    if vocabulary not in VOCABULARIES:
+        raise ValueError(f"configs/gpt2.py:{arg}: unknown vocabulary {vocabulary!r}; expected "
+                         "SIZE or SIZE,gpt2_bpe")
+    layers, heads, width = SIZES[size]
     c = default_config("gpt")
     c.model.update(variant="gpt2", num_layers=layers, num_heads=heads, embed_dim=width,
                    max_len=1024, vocab_size=50304, dropout_rate=0.0,
-                   remat="none" if arg == "124m" else "dots")
+                   remat="none" if size == "124m" else "dots")
     c.data.update(corpus="wikitext-2", tokenizer="sentencepiece", vocab_size=16000,
                   sp_model_type="bpe", seq_len=1024)
+    if vocabulary:
+        c.data.tokenizer = vocabulary
     c.optimizer.update(lr=6e-4, min_lr=6e-5, warmup_steps=700, b2=0.95, weight_decay=0.1)
     c.train.update(steps=20000, batch_size=32, eval_every=1000, eval_batches=20)
     c.mesh.update(data=-1, fsdp=1, tensor=1)

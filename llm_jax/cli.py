@@ -37,10 +37,10 @@ USAGE = """usage:
                              checkpoints' params, as a new workdir for eval/generate; never
                              overwrites --out, never changes DIR)
   python -m llm_jax import-hf --from=HF_DIR --workdir=DIR   (a Hugging Face MarianMTModel,
-                             BERT, RoBERTa or ALBERT directory: config.json, model.safetensors
-                             (or its sharded index) and the tokenizer's files)
-  python -m llm_jax export-hf --workdir=DIR --out=HF_DIR   (a BERT/RoBERTa/ALBERT workdir as a
-                             directory transformers' from_pretrained reads)
+                             BERT, RoBERTa, ALBERT or GPT-2 directory: config.json,
+                             model.safetensors (or its sharded index) and the tokenizer's files)
+  python -m llm_jax export-hf --workdir=DIR --out=HF_DIR   (a BERT/RoBERTa/ALBERT/GPT-2 workdir
+                             as a directory transformers' from_pretrained reads)
   python -m llm_jax reproduce NAME [--runs_dir=DIR --only=ROW --dry_run] | --list
 """
 USAGE_EXIT, FAILURE_EXIT = 2, 1

@@ -8,6 +8,7 @@ from llm_jax.data.bert_tokenizers import (
 from llm_jax.data.corpora import CORPORA, Corpus, Split, get_corpus, read_corpus, resolve_split
 from llm_jax.data.data_record import DataChangedError
 from llm_jax.data.download import SOURCES, ChecksumError, RemoteFile, download, sha256_file
+from llm_jax.data.gpt2_tokenizer import GPT2BPETokenizer
 from llm_jax.data.lm_batches import LMBatches, eval_batches
 from llm_jax.data.marian_tokenizer import MarianTokenizer
 from llm_jax.data.parallel_batches import TokenBatches, make_example
@@ -34,6 +35,7 @@ __all__ = [
     "Corpus",
     "CorpusDecodeError",
     "DataChangedError",
+    "GPT2BPETokenizer",
     "LMBatches",
     "MarianTokenizer",
     "MissingDataError",

@@ -8,10 +8,14 @@ truncation and padding, and each token's character span in its own text. `save` 
 vocabulary files themselves (vocab.txt; vocab.json + merges.txt; spiece.model) beside the
 project's tokenizer.json, and the pipeline is rebuilt from them on load. transformers reads those
 files, but not the saved directory as a whole: it would take that tokenizer.json for its own.
+
+`PipelineTokenizer` and `ByteLevelBPETokenizer` are the shared machinery: GPT-2's tokenizer
+(gpt2_tokenizer.py) is the same byte-level BPE with its own special token.
 """
 
 from __future__ import annotations
 
+import abc
 import copy
 import io
 import json
@@ -53,7 +57,7 @@ def _lines(text: str | Iterable[str]) -> Iterable[str]:
     return text.splitlines() if isinstance(text, str) else text
 
 
-class _PipelineTokenizer(Tokenizer):
+class PipelineTokenizer(Tokenizer):
     """A `tokenizers.Tokenizer` (`self._hf`) and the ids of its special tokens."""
 
     def _set_pipeline(self, hf, specials: dict[str, str]) -> None:
@@ -173,7 +177,7 @@ def _bert_pipeline(tk, model, lowercase: bool, strip_accents: bool | None, chine
     return hf
 
 
-class WordPieceTokenizer(_PipelineTokenizer):
+class WordPieceTokenizer(PipelineTokenizer):
     """BERT's WordPiece: BertNormalizer (lower-casing and accent stripping when `lowercase`;
     control characters dropped, CJK characters split), BertPreTokenizer (whitespace and
     punctuation), then greedy longest-match pieces, "##" marking a word's continuation."""
@@ -244,20 +248,13 @@ class WordPieceTokenizer(_PipelineTokenizer):
                                    chinese_chars=config["chinese_chars"])
 
 
-class RobertaBPETokenizer(_PipelineTokenizer):
-    """RoBERTa's byte-level BPE (GPT-2's): any text, no unknown tokens. Pairs are
-    `<s> a </s></s> b </s>` with segment ids all 0.
+class ByteLevelBPETokenizer(PipelineTokenizer):
+    """GPT-2's byte-level BPE (RoBERTa's too): any text, no unknown tokens, from a vocab.json +
+    merges.txt taken as given. A subclass adds its special tokens and post-processor
+    (`_finish`), and names the specials a fitted vocabulary starts with (`FIT_SPECIALS`)."""
 
-    The vocabulary and merges are taken as given. Special tokens the vocabulary lacks are
-    appended as transformers' RobertaTokenizer appends them: from GPT-2's encoder.json (50,257
-    tokens, none of them RoBERTa's) that gives <s> 50257, </s> 50258, <unk> 50259, <pad> 50260,
-    <mask> 50261, not roberta-base's <s> 0, <pad> 1, </s> 2, <unk> 3, <mask> 50264; roberta-base's
-    own vocab.json keeps its ids. <mask> absorbs the space before it (lstrip), as in roberta-base's
-    published tokenizer, so "a <mask>." is [a, <mask>, .].
-    """
-
-    kind = "roberta_bpe"
     FILES = ("vocab.json", "merges.txt")
+    FIT_SPECIALS: tuple[str, ...] = ()
 
     def __init__(self, vocab: dict[str, int], merges: Sequence[tuple[str, str]],
                  add_prefix_space: bool = False):
@@ -271,16 +268,15 @@ class RobertaBPETokenizer(_PipelineTokenizer):
         hf = tk.Tokenizer(model)
         hf.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space)
         hf.decoder = tk.decoders.ByteLevel()
-        _add_specials(hf, ROBERTA_SPECIALS.values(), lstrip=["<mask>"])
-        self._set_pipeline(hf, ROBERTA_SPECIALS)
-        cls, sep = ROBERTA_SPECIALS["cls"], ROBERTA_SPECIALS["sep"]
-        hf.post_processor = tk.processors.RobertaProcessing(
-            (sep, hf.token_to_id(sep)), (cls, hf.token_to_id(cls)), trim_offsets=True,
-            add_prefix_space=add_prefix_space)
+        self._finish(hf)
+
+    @abc.abstractmethod
+    def _finish(self, hf) -> None:
+        """Adds the special tokens (`_add_specials`, `_set_pipeline`) and post-processor."""
 
     @classmethod
     def from_files(cls, vocab_file: os.PathLike | str, merges_file: os.PathLike | str,
-                   **options: Any) -> RobertaBPETokenizer:
+                   **options: Any):
         """GPT-2's `encoder.json` + `vocab.bpe`, or RoBERTa's `vocab.json` + `merges.txt`."""
         try:
             vocab = json.loads(_read_text(vocab_file, "BPE vocabulary"))
@@ -305,16 +301,15 @@ class RobertaBPETokenizer(_PipelineTokenizer):
 
     @classmethod
     def fit(cls, text: str | Iterable[str], vocab_size: int = 50265, min_frequency: int = 2,
-            add_prefix_space: bool = False,
-            workdir: os.PathLike | str | None = None) -> RobertaBPETokenizer:
-        """A byte-level BPE learnt from `text` by HF's BpeTrainer, with <s> <pad> </s> <unk>
-        <mask> at ids 0-4; saved to `workdir` if given."""
+            add_prefix_space: bool = False, workdir: os.PathLike | str | None = None):
+        """A byte-level BPE learnt from `text` by HF's BpeTrainer, with the class's
+        FIT_SPECIALS at ids 0, 1, ...; saved to `workdir` if given."""
         tk = _hf()
         hf = tk.Tokenizer(tk.models.BPE())
         hf.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space)
         trainer = tk.trainers.BpeTrainer(
             vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,
-            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+            special_tokens=list(cls.FIT_SPECIALS),
             initial_alphabet=tk.pre_tokenizers.ByteLevel.alphabet())
         hf.train_from_iterator(_lines(text), trainer)
         model = json.loads(hf.to_str())["model"]
@@ -338,6 +333,32 @@ class RobertaBPETokenizer(_PipelineTokenizer):
                               add_prefix_space=config["add_prefix_space"])
 
 
+class RobertaBPETokenizer(ByteLevelBPETokenizer):
+    """RoBERTa's byte-level BPE (GPT-2's): any text, no unknown tokens. Pairs are
+    `<s> a </s></s> b </s>` with segment ids all 0.
+
+    The vocabulary and merges are taken as given. Special tokens the vocabulary lacks are
+    appended as transformers' RobertaTokenizer appends them: from GPT-2's encoder.json (50,257
+    tokens, none of them RoBERTa's) that gives <s> 50257, </s> 50258, <unk> 50259, <pad> 50260,
+    <mask> 50261, not roberta-base's <s> 0, <pad> 1, </s> 2, <unk> 3, <mask> 50264; roberta-base's
+    own vocab.json keeps its ids. <mask> absorbs the space before it (lstrip), as in roberta-base's
+    published tokenizer, so "a <mask>." is [a, <mask>, .]. `fit` puts <s> <pad> </s> <unk>
+    <mask> at ids 0-4.
+    """
+
+    kind = "roberta_bpe"
+    FIT_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
+
+    def _finish(self, hf):
+        tk = _hf()
+        _add_specials(hf, ROBERTA_SPECIALS.values(), lstrip=["<mask>"])
+        self._set_pipeline(hf, ROBERTA_SPECIALS)
+        cls, sep = ROBERTA_SPECIALS["cls"], ROBERTA_SPECIALS["sep"]
+        hf.post_processor = tk.processors.RobertaProcessing(
+            (sep, hf.token_to_id(sep)), (cls, hf.token_to_id(cls)), trim_offsets=True,
+            add_prefix_space=self.add_prefix_space)
+
+
 def _albert_normalizers(lowercase: bool, keep_accents: bool) -> list:
     # ALBERT's own preprocessing (its tokenization.py) before the model's SentencePiece rules.
     n = _hf().normalizers
@@ -347,7 +368,7 @@ def _albert_normalizers(lowercase: bool, keep_accents: bool) -> list:
     return steps + ([n.Lowercase()] if lowercase else [])
 
 
-class AlbertSentencePieceTokenizer(_PipelineTokenizer):
+class AlbertSentencePieceTokenizer(PipelineTokenizer):
     """ALBERT's SentencePiece unigram model, from its `spiece.model`, run as transformers'
     AlbertTokenizer (fast) runs it: lower-cased, accents stripped, "▁" before each
     whitespace-separated word; control and user-defined pieces ([CLS], "(", ...) are matched in

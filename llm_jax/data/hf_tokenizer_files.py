@@ -1,20 +1,23 @@
-"""A Hugging Face model directory's tokenizer files <-> the BERT-family tokenizers.
+"""A Hugging Face model directory's tokenizer files <-> the BERT-family and GPT-2 tokenizers.
 
 Import reads what `save_pretrained` leaves: `spiece.model` (ALBERT), `vocab.json` +
-`merges.txt` (RoBERTa) or `vocab.txt` (BERT), with the options of `tokenizer_config.json`
-when there is one. Export writes the same files and a `tokenizer_config.json` naming the
-transformers class, so that `AutoTokenizer.from_pretrained` gives the same ids.
+`merges.txt` (RoBERTa, or GPT-2 when the model is one) or `vocab.txt` (BERT), with the options
+of `tokenizer_config.json` when there is one. Export writes the same files and a
+`tokenizer_config.json` naming the transformers class, so that `AutoTokenizer.from_pretrained`
+gives the same ids.
 """
 
 import json
 import os
 
 from llm_jax.data.bert_tokenizers import AlbertSentencePieceTokenizer, RobertaBPETokenizer, WordPieceTokenizer
+from llm_jax.data.gpt2_tokenizer import GPT2BPETokenizer
 
 TOKENIZER_CONFIG = "tokenizer_config.json"
 HF_CLASSES = {WordPieceTokenizer.kind: "BertTokenizer",
               RobertaBPETokenizer.kind: "RobertaTokenizer",
-              AlbertSentencePieceTokenizer.kind: "AlbertTokenizer"}
+              AlbertSentencePieceTokenizer.kind: "AlbertTokenizer",
+              GPT2BPETokenizer.kind: "GPT2Tokenizer"}
 
 
 def _options(hf_dir):
@@ -28,12 +31,21 @@ def _options(hf_dir):
         raise ValueError(f"{path}: not JSON ({e})") from None
 
 
-def read_hf_tokenizer(hf_dir: str):
-    """The tokenizer of a Hugging Face BERT/RoBERTa/ALBERT directory."""
+def read_hf_tokenizer(hf_dir: str, model_type: str = ""):
+    """The tokenizer of a Hugging Face BERT/RoBERTa/ALBERT/GPT-2 directory (`model_type` from
+    its config.json: "gpt2" reads vocab.json + merges.txt as GPT-2's tokenizer)."""
     opts = _options(hf_dir)
 
     def has(*names):
         return all(os.path.isfile(os.path.join(hf_dir, n)) for n in names)
+
+    if model_type == "gpt2":
+        if not has("vocab.json", "merges.txt"):
+            raise FileNotFoundError(f"--from: {hf_dir} has no vocab.json + merges.txt (GPT-2's "
+                                    "tokenizer)")
+        return GPT2BPETokenizer.from_files(
+            os.path.join(hf_dir, "vocab.json"), os.path.join(hf_dir, "merges.txt"),
+            add_prefix_space=opts.get("add_prefix_space", False))
 
     if has("spiece.model"):
         return AlbertSentencePieceTokenizer.from_file(

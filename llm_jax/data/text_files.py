@@ -4,8 +4,9 @@ A corpus may be larger than memory, so nothing here holds a whole file: bytes ar
 chunk at a time by an incremental decoder, and `line_chunks` re-cuts the decoded text right
 after a newline. Tokenizers can then encode chunk by chunk and give exactly the ids of the whole
 text, since no token of ours spans a newline (char: trivially; word: "\\n" is whitespace;
-SentencePiece: "\\n" is a user-defined piece that is never merged). Memory is bounded by the
-chunk size plus the longest line.
+SentencePiece: "\\n" is a user-defined piece that is never merged); GPT-2's byte-level BPE,
+whose tokens can, re-cuts further in its `encode_stream`. Memory is bounded by the chunk size
+plus the longest line.
 
 Reading never translates newlines (as `open(..., newline="")`), so character offsets are the
 file's own.

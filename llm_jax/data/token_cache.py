@@ -22,7 +22,7 @@ import tempfile
 
 import numpy as np
 
-from llm_jax.data.text_files import TextSlice
+from llm_jax.data.text_files import CorpusDecodeError, TextSlice
 from llm_jax.data.tokenizers import Tokenizer
 
 FORMAT = "llm_jax.tokens/1"
@@ -93,13 +93,14 @@ def build_token_file(source: TextSlice, tokenizer: Tokenizer, data: pathlib.Path
     n = 0
     try:
         with os.fdopen(fd, "wb") as f:
-            for piece in source.iter_text():
-                try:
-                    ids = tokenizer.encode(piece)
-                except ValueError as e:  # e.g. a character the vocabulary lacks: say where
-                    raise ValueError(f"{source.path} ({source.describe()}): {e}") from None
-                n += len(ids)
-                np.ascontiguousarray(ids, dtype=dtype).tofile(f)
+            try:
+                for ids in tokenizer.encode_stream(source.iter_text()):
+                    n += len(ids)
+                    np.ascontiguousarray(ids, dtype=dtype).tofile(f)
+            except CorpusDecodeError:  # reading the file, not tokenising it: says where already
+                raise
+            except ValueError as e:  # e.g. a character the vocabulary lacks: say where
+                raise ValueError(f"{source.path} ({source.describe()}): {e}") from None
         os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a shared cache is read by others
         os.replace(tmp, data)
     except BaseException:

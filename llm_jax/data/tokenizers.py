@@ -16,7 +16,7 @@ import os
 import pathlib
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -67,6 +67,12 @@ class Tokenizer(abc.ABC):
 
     @abc.abstractmethod
     def decode(self, ids: Any) -> str: ...
+
+    def encode_stream(self, pieces: Iterable[str]) -> Iterator[np.ndarray]:
+        """The ids of "".join(pieces), a piece at a time, for pieces cut right after a newline
+        (text_files.line_chunks): no token of these tokenizers spans one, so each piece is
+        encoded alone. A tokenizer whose tokens can (byte-level BPE) cuts where it needs to."""
+        return (self.encode(piece) for piece in pieces)
 
     @abc.abstractmethod
     def _config(self, directory: pathlib.Path) -> dict[str, Any]:

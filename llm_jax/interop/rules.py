@@ -3,7 +3,7 @@
 A rule is (Hugging Face tensor names, to_ours(list of arrays) -> array, to_hf(array) -> list
 of arrays): one entry serves import and export. torch Linear weights are [out, in]; ours are
 [in, out], attention projections split into heads: q/k/v [D, H, Dh] (fused as [D, 3, H, Dh])
-and the output [H, Dh, D].
+and the output [H, Dh, D]. `read_rule`, `tree_get` and `tree_set` apply a table to a checkpoint.
 """
 
 import numpy as np
@@ -47,3 +47,54 @@ def out_proj(hf_weight, heads):
     """The attention output: torch [D, H * Dh] -> ours [H, Dh, D]."""
     return ([hf_weight], lambda ws: ws[0].T.reshape(heads, -1, ws[0].shape[0]),
             lambda w: [w.reshape(-1, w.shape[-1]).T])
+
+
+# Conv1D (GPT-1, GPT-2) stores weights as [in, out], as we do: no transpose, only head reshapes.
+def conv1d_fused(hf_weight, parts, heads):
+    """A Conv1D of `parts` fused head projections (c_attn: q, k, v): [D, parts * H * Dh] <->
+    ours [D, parts, H, Dh]."""
+    return ([hf_weight], lambda ws: ws[0].reshape(ws[0].shape[0], parts, heads, -1),
+            lambda w: [w.reshape(w.shape[0], -1)])
+
+
+def fused_bias(hf_bias, parts, heads):
+    """Its bias: [parts * H * Dh] <-> ours [parts, H, Dh]."""
+    return ([hf_bias], lambda ws: ws[0].reshape(parts, heads, -1), lambda b: [b.reshape(-1)])
+
+
+def conv1d_out(hf_weight, heads):
+    """The attention output as a Conv1D: [H * Dh, D] <-> ours [H, Dh, D]."""
+    return ([hf_weight], lambda ws: ws[0].reshape(heads, -1, ws[0].shape[1]),
+            lambda w: [w.reshape(-1, w.shape[-1])])
+
+
+def tree_get(tree, path):
+    """The leaf at "a/b/c" of a nested dict."""
+    for p in path.split("/"):
+        tree = tree[p]
+    return tree
+
+
+def tree_set(tree, path, value):
+    *parents, leaf = path.split("/")
+    for p in parents:
+        tree = tree.setdefault(p, {})
+    tree[leaf] = value
+
+
+def read_rule(rule, names, our_shape, tensors, source, used):
+    """Our parameter (NumPy float32, `our_shape`) from the HF tensors `names` of `rule`; a
+    missing tensor or one whose shape disagrees with config.json is named, with its file."""
+    _, to_ours, to_hf = rule
+    want = [w.shape for w in to_hf(np.zeros(our_shape, np.float32))]
+    arrays = []
+    for name, shape in zip(names, want):
+        if name not in tensors:
+            raise ValueError(f"{source}: tensor {name!r} is missing")
+        array = np.asarray(tensors[name], np.float32)
+        if array.shape != tuple(shape):
+            raise ValueError(f"{source}: tensor {name!r} has shape {tuple(array.shape)}, but "
+                             f"config.json implies {tuple(shape)}")
+        used.add(name)
+        arrays.append(array)
+    return to_ours(arrays)

@@ -16,6 +16,7 @@ from llm_jax.data import (
     read_tfds_text,
 )
 from llm_jax.data.corpora import data_options
+from llm_jax.data.gpt2_tokenizer import GPT2BPETokenizer, read_gpt2_tokenizer
 from llm_jax.data.split_reader import SplitReader
 from llm_jax.data.token_cache import fit_chars
 from llm_jax.ops.losses import cross_entropy_sums, token_weights
@@ -41,6 +42,20 @@ def tokenizer_options(data_cfg) -> dict:
 
 
 TOKENIZER_DIR = "tokenizer"
+FIT = "fit"  # config.data.vocab_file: learn the vocabulary from the training split
+
+
+def gpt2_bpe(data_cfg, splits: SplitReader):
+    """GPT-2's byte-level BPE: OpenAI's files in the data directory, or config.data.vocab_file
+    + merges_file, or with vocab_file="fit" one of config.data.vocab_size learnt from train."""
+    if data_cfg.vocab_file == FIT:
+        return GPT2BPETokenizer.fit(splits.text(data_cfg.train_split),
+                                    vocab_size=data_cfg.vocab_size)
+    try:
+        return read_gpt2_tokenizer(data_cfg.vocab_file, data_cfg.merges_file)
+    except (FileNotFoundError, ValueError) as e:
+        raise type(e)(f"config.data.tokenizer={data_cfg.tokenizer!r} (config.data.vocab_file, "
+                      f"merges_file): {e}") from None
 
 
 def fit_or_load_tokenizer(data_cfg, workdir: str, splits: SplitReader):
@@ -54,6 +69,8 @@ def fit_or_load_tokenizer(data_cfg, workdir: str, splits: SplitReader):
         # streaming, so the text is never held whole.
         pieces = chain(splits.pieces(data_cfg.train_split), splits.pieces(data_cfg.eval_split))
         tokenizer = CharTokenizer(fit_chars(pieces))
+    elif data_cfg.tokenizer == GPT2BPETokenizer.kind:
+        tokenizer = gpt2_bpe(data_cfg, splits)
     else:
         # Word and subword vocabularies are fitted on the training text alone (unseen words
         # become <unk>), which their trainers read whole: this holds the train split in memory.

@@ -100,14 +100,14 @@ def translate_lines(workdir, lines, *, beam_size=None, alpha=None, max_len=None)
 
 
 def import_hf(hf_dir, workdir) -> dict:
-    """A Hugging Face Marian/BERT/RoBERTa/ALBERT directory as a new workdir: see
+    """A Hugging Face Marian/BERT/RoBERTa/ALBERT/GPT-2 directory as a new workdir: see
     training/hf_import.py."""
     from llm_jax.training.hf_import import import_hf as import_dir
     return import_dir(hf_dir, workdir)
 
 
 def export_hf(workdir, out_dir) -> dict:
-    """A BERT-family workdir as a Hugging Face directory: see training/hf_export.py."""
+    """A BERT-family or GPT-2 workdir as a Hugging Face directory: see training/hf_export.py."""
     from llm_jax.training.hf_export import export_hf as export_dir
     model, tokenizer, config = load(workdir)
     return export_dir(model, tokenizer, config, out_dir)

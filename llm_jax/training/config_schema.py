@@ -31,11 +31,11 @@ def default_config(model: str = "gpt", task: str = "causal_lm") -> ml_collection
         tfds_name="",            # for tfds, e.g. "tiny_shakespeare", "lm1b"
         train_split="train", eval_split="valid",
         test_split="",           # also scored at the end of training when set (e.g. "test")
-        tokenizer="char",        # "char" | "word" | "sentencepiece"; masked_lm: "wordpiece" |
-                                 # "roberta_bpe" | "albert_sp"
-        vocab_file="",           # masked_lm: vocab.txt / vocab.json / spiece.model; "": the
-                                 # shared files of the data directory; "fit": learnt from train
-        merges_file="",          # masked_lm roberta_bpe: merges.txt; "": the shared GPT-2 one
+        tokenizer="char",        # "char" | "word" | "sentencepiece" | "gpt2_bpe" (OpenAI's
+                                 # GPT-2 BPE); masked_lm: "wordpiece" | "roberta_bpe" | "albert_sp"
+        vocab_file="",           # masked_lm, gpt2_bpe: vocab.txt / vocab.json / spiece.model; "":
+                                 # the shared files of the data directory; "fit": learnt from train
+        merges_file="",          # roberta_bpe, gpt2_bpe: merges.txt; "": the shared GPT-2 one
         min_count=1,             # word tokenizer
         vocab_size=8000, sp_model_type="bpe",  # sentencepiece ("bpe" | "unigram")
         seq_len=256,

@@ -1,5 +1,5 @@
-"""`import-hf`: a Hugging Face model directory (Marian, BERT, RoBERTa, ALBERT) as a new llm_jax
-workdir.
+"""`import-hf`: a Hugging Face model directory (Marian, BERT, RoBERTa, ALBERT, GPT-2) as a new
+llm_jax workdir.
 
 The workdir is what training would have left: config.json, the tokenizer, and a checkpoint
 (step 0) of the full train state holding the imported parameters, so `eval`, `translate`,
@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from llm_jax.data.hf_tokenizer_files import read_hf_tokenizer
 from llm_jax.data.marian_tokenizer import MarianTokenizer
 from llm_jax.interop import bert as bert_interop
-from llm_jax.interop import marian
+from llm_jax.interop import gpt2, marian
 from llm_jax.interop.hf_files import read_config, read_tensors
 from llm_jax.training import sharding
 from llm_jax.training.checkpoints import Checkpointer
@@ -63,6 +63,16 @@ def bert_config(hf: dict, tensors: dict, tokenizer):
     return family, c
 
 
+def gpt2_config(hf: dict, tokenizer):
+    """An llm_jax config (GPT + causal_lm) for a GPT-2 directory; the tokenizer is saved in the
+    workdir, so training goes on with it whatever config.data names."""
+    c = default_config("gpt", "causal_lm")
+    c.model.update(gpt2.model_config(hf))
+    c.data.tokenizer = tokenizer.kind
+    c.data.seq_len = min(c.data.seq_len, c.model.max_len)
+    return c
+
+
 def _marian(hf_dir, hf):
     tensors = read_tensors(hf_dir)[0]
     config = marian_config(hf)
@@ -78,6 +88,14 @@ def _bert(hf_dir, hf):
         family, tensors, config.model, shapes, source), tokenizer, "the tokenizer"
 
 
+def _gpt2(hf_dir, hf):
+    tokenizer = read_hf_tokenizer(hf_dir, gpt2.FAMILY)
+    config = gpt2_config(hf, tokenizer)  # an unsupported field fails before tensors are read
+    tensors, source = read_tensors(hf_dir)
+    return gpt2.FAMILY, config, lambda shapes: gpt2.params_from_hf(
+        tensors, config.model, shapes, source), tokenizer, f"{hf_dir}/vocab.json"
+
+
 def import_hf(hf_dir: str, workdir: str) -> dict:
     if os.path.isdir(workdir) and os.listdir(workdir):
         raise ValueError(f"--workdir={workdir} exists and is not empty: import-hf writes a new "
@@ -88,9 +106,11 @@ def import_hf(hf_dir: str, workdir: str) -> dict:
         family, config, make_params, tokenizer, vocab = _marian(hf_dir, hf)
     elif kind in bert_interop.FAMILIES:
         family, config, make_params, tokenizer, vocab = _bert(hf_dir, hf)
+    elif kind == gpt2.FAMILY:
+        family, config, make_params, tokenizer, vocab = _gpt2(hf_dir, hf)
     else:
         raise ValueError(f"{hf_dir}/config.json: model_type={kind!r}; import-hf reads marian, "
-                         f"{', '.join(bert_interop.FAMILIES)}")
+                         f"{', '.join(bert_interop.FAMILIES)}, {gpt2.FAMILY}")
     if tokenizer.vocab_size > config.model.vocab_size:
         raise ValueError(f"{vocab} has {tokenizer.vocab_size} ids but config.json "
                          f"vocab_size={config.model.vocab_size}")
