@@ -26,14 +26,20 @@ class Attention(nnx.Module):
              returned unchanged.
     """
 
-    def __init__(self, dim, num_heads, *, causal=False, cross=False, kv_dim=None, use_bias=True,
-                 init_std=0.02, out_init_std=0.02, scale=None, dropout_rate=0.0,
+    def __init__(self, dim, num_heads, *, head_dim=None, causal=False, cross=False, kv_dim=None,
+                 use_bias=True, init_std=0.02, out_init_std=0.02, scale=None, dropout_rate=0.0,
                  attn_dropout_rate=None, dtype=jnp.float32, param_dtype=jnp.float32, rngs):
-        if dim % num_heads:
-            raise ValueError(f"model.embed_dim={dim} is not divisible by model.num_heads={num_heads}")
+        # head_dim None: dim // num_heads. Set, the heads are num_heads * head_dim wide in all,
+        # which need not be dim (GPT-3 XL as printed: 24 heads of 128 on a 2048-wide stream).
+        if head_dim is None:
+            if dim % num_heads:
+                raise ValueError(f"model.embed_dim={dim} is not divisible by "
+                                 f"model.num_heads={num_heads}")
+            head_dim = dim // num_heads
+        elif head_dim < 1:
+            raise ValueError(f"model.head_dim={head_dim} must be >= 1")
         if causal and cross:
             raise ValueError("cross-attention cannot be causal: its keys are another sequence")
-        head_dim = dim // num_heads
         k1, k2 = rngs.params(), rngs.params()
         self.num_heads, self.head_dim, self.causal, self.cross = num_heads, head_dim, causal, cross
         self.dtype, self.dropout_rate, self.scale = dtype, dropout_rate, scale

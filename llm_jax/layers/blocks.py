@@ -26,6 +26,7 @@ class BlockConfig:
     norm: str = "layer"  # "layer" | "rms" (T5)
     ln_eps: float = 1e-5
     attn_scale: float | None = None  # None: 1 / sqrt(head_dim); T5: 1.0
+    head_dim: int | None = None  # None: embed_dim // num_heads
     init_std: float = 0.02
     scaled_residual_init: bool = True  # GPT-2: residual projections get std / sqrt(2 * layers)
     dtype: jnp.dtype = jnp.float32
@@ -51,7 +52,8 @@ class _Block(nnx.Module):
         common = dict(use_bias=cfg.use_bias, init_std=cfg.init_std, out_init_std=out_std,
                       dropout_rate=cfg.dropout_rate, dtype=cfg.dtype,
                       param_dtype=cfg.param_dtype, rngs=rngs)
-        attn = dict(scale=cfg.attn_scale, attn_dropout_rate=cfg.attention_dropout, **common)
+        attn = dict(scale=cfg.attn_scale, attn_dropout_rate=cfg.attention_dropout,
+                    head_dim=cfg.head_dim, **common)
 
         def norm():
             if cfg.norm == "rms":

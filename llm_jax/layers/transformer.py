@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from llm_jax import ops
 from llm_jax.layers.blocks import BlockConfig, DecoderBlock, EncoderBlock
 
 REMAT_POLICIES = {
@@ -39,7 +40,9 @@ class _Stack(nnx.Module):
     def _layers(self, call, x, dropout_key, cache_L):
         """Threads x through the layers; `call(block, x, key, layer_cache) -> (x, layer_cache)`.
 
-        `cache_L` (or None) holds one entry per layer on a leading axis, as does the result.
+        `cache_L` (or None) holds one entry per layer on a leading axis, as does the result. It
+        may be any pytree of per-layer inputs (a cache and per-layer flags, say): `call` sees
+        layer i's slice and returns what is stacked as the result.
         """
         graphdef, state = nnx.split(self.block if self.shared else self.blocks)
         keys = None if dropout_key is None else jax.random.split(dropout_key, self.num_layers)
@@ -101,18 +104,36 @@ class DecoderStack(_Stack):
                          rngs=rngs)
 
     def __call__(self, x_BTD, *, mask=None, bias=None, encoded=None, cross_mask=None,
-                 cross_bias=None, dropout_key=None, cache=None):
-        """(x_BTD, cache); the keyword inputs (see DecoderBlock) are the same for every layer."""
+                 cross_bias=None, dropout_key=None, cache=None, sparse_mask=None,
+                 sparse_layers=None):
+        """(x_BTD, cache); the keyword inputs (see DecoderBlock) are the same for every layer,
+        except that `sparse_mask` (bool, broadcastable to [B, H, T, S]; e.g. ops.local_mask)
+        is ANDed with `mask` in the layers where `sparse_layers` (bool[num_layers]) is True.
+
+        The flags ride through the scan beside the cache and select the mask inside each layer,
+        so dense and sparse layers share one compiled body and one stacked parameter tree.
+        """
+        if (sparse_mask is None) != (sparse_layers is None):
+            raise ValueError("sparse_mask and sparse_layers go together")
+        if sparse_layers is not None:
+            sparse_layers = jnp.asarray(sparse_layers, bool)
+            if sparse_layers.shape != (self.num_layers,):
+                raise ValueError(f"sparse_layers must be bool[{self.num_layers}], got shape "
+                                 f"{sparse_layers.shape}")
         cache_L = None if cache is None else {n: a for n, a in cache.items() if n != "index"}
 
-        def call(block, x, key, c):
+        def call(block, x, key, per_layer):
+            c, sparse = per_layer
             if c is not None:
                 c = {**c, "index": cache["index"]}
-            x, c = block(x, mask=mask, bias=bias, encoded=encoded, cross_mask=cross_mask,
+            layer_mask = mask
+            if sparse is not None:  # a dense layer's flag turns the sparse mask all-True
+                layer_mask = ops.combine_masks(mask, jnp.logical_or(sparse_mask, ~sparse))
+            x, c = block(x, mask=layer_mask, bias=bias, encoded=encoded, cross_mask=cross_mask,
                          cross_bias=cross_bias, dropout_key=key, cache=c)
             return x, None if c is None else {n: a for n, a in c.items() if n != "index"}
 
-        x_BTD, cache_L = self._layers(call, x_BTD, dropout_key, cache_L)
+        x_BTD, cache_L = self._layers(call, x_BTD, dropout_key, (cache_L, sparse_layers))
         if cache is not None:
             cache = {**cache_L, "index": cache["index"] + x_BTD.shape[1]}
         return x_BTD, cache
@@ -121,7 +142,8 @@ class DecoderStack(_Stack):
         """An empty cache; with `encoded` [B, S_enc, D], also every layer's cross-attention
         keys/values of it, computed once here instead of at every decoding step."""
         cfg = self.cfg
-        shape = (cfg.num_layers, batch, max_len, cfg.num_heads, cfg.embed_dim // cfg.num_heads)
+        head_dim = cfg.head_dim or cfg.embed_dim // cfg.num_heads
+        shape = (cfg.num_layers, batch, max_len, cfg.num_heads, head_dim)
         cache = {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype),
                  "index": jnp.zeros((), jnp.int32)}
         if encoded is None:

@@ -1,4 +1,9 @@
-"""GPT-1 (post-LN) and GPT-2 (pre-LN, final LN, scaled residual init, tied embeddings)."""
+"""GPT-1 (post-LN) and GPT-2 (pre-LN, final LN, scaled residual init, tied embeddings).
+
+GPT-3 is GPT-2's block with `attention_pattern="alternating"`: "alternating dense and locally
+banded sparse attention patterns in the layers" (Brown et al. 2020, section 2.1): layers 0, 2,
+4, ... attend to every earlier position, layers 1, 3, ... to the last `local_window` only.
+"""
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +35,13 @@ def default_config() -> ml_collections.ConfigDict:
         tie_embeddings=True, dtype="float32", param_dtype="float32",
         remat="none",  # "none" | "full" | "dots"
         scan_layers=True,  # False: a Python loop over the same stacked layer parameters
+        head_dim=0,  # 0: embed_dim // num_heads; else heads of this width (n_heads * head_dim)
+        attention_pattern="dense",  # "dense" | "alternating" (odd layers: local band)
+        local_window=256,  # the band's width in "alternating": keys t-w+1..t
     ))
+
+
+ATTENTION_PATTERNS = ("dense", "alternating")
 
 
 class GPT(nnx.Module):
@@ -43,8 +54,22 @@ class GPT(nnx.Module):
         self.dtype = config_dtype("dtype", cfg.dtype)
         param_dtype = config_dtype("param_dtype", cfg.param_dtype)
         self.max_len, self.dropout_rate = cfg.max_len, cfg.dropout_rate
+        # .get: configs saved in workdirs before these fields existed still load.
+        pattern, window = cfg.get("attention_pattern", "dense"), cfg.get("local_window", 256)
+        if pattern not in ATTENTION_PATTERNS:
+            raise ValueError(f"model.attention_pattern={pattern!r}: expected one of "
+                             f"{ATTENTION_PATTERNS}")
+        if pattern != "dense" and not (isinstance(window, int) and window >= 1):
+            raise ValueError(f"model.local_window={window!r} must be an int >= 1")
+        self.local_window = window
+        # A static tuple, not an array attribute: it is structure, not state.
+        self.sparse_layers = (None if pattern == "dense" else
+                              tuple(i % 2 == 1 for i in range(cfg.num_layers)))
+        head_dim = cfg.get("head_dim", 0)
+        if head_dim < 0:
+            raise ValueError(f"model.head_dim={head_dim} must be >= 0 (0: embed_dim // num_heads)")
         self.block_cfg = BlockConfig(
-            embed_dim=cfg.embed_dim, num_heads=cfg.num_heads,
+            embed_dim=cfg.embed_dim, num_heads=cfg.num_heads, head_dim=head_dim or None,
             mlp_dim=cfg.mlp_dim or 4 * cfg.embed_dim, num_layers=cfg.num_layers,
             pre_ln=pre_ln, dropout_rate=cfg.dropout_rate, use_bias=cfg.use_bias,
             activation=cfg.activation, init_std=cfg.init_std, scaled_residual_init=scaled,
@@ -76,7 +101,14 @@ class GPT(nnx.Module):
             k_emb, k_stack = jax.random.split(dropout_key)
         x_BTD = self.embed(tokens_BT) + self.positions(start + jnp.arange(T))
         x_BTD = ops.dropout(x_BTD, self.dropout_rate, k_emb)
-        x_BTD, cache = self.stack(x_BTD, dropout_key=k_stack, cache=cache)
+        sparse = {}
+        if self.sparse_layers is not None:
+            # Masked dense, not ops.local_attention: the dense layers in between need T x T
+            # logits anyway, and with a cache the band's keys are the cache's slots.
+            S = T if cache is None else cache["k"].shape[2]
+            sparse = dict(sparse_layers=self.sparse_layers, sparse_mask=ops.local_mask(
+                T, S, window=self.local_window, q_offset=start))
+        x_BTD, cache = self.stack(x_BTD, dropout_key=k_stack, cache=cache, **sparse)
         if self.final_ln is not None:
             x_BTD = self.final_ln(x_BTD)
         if self.head is None:

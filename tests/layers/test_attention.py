@@ -92,3 +92,18 @@ def test_bad_uses_are_named():
         cross(x, x, cache=cross.cross_cache(x))
     with pytest.raises(ValueError, match="cross_cache"):
         self_attn.cross_cache(x)
+
+
+def test_head_dim_apart_from_width():
+    """head_dim set: heads of that width however wide the stream (GPT-3 XL as printed)."""
+    attn = Attention(D, 3, head_dim=5, causal=True, rngs=nnx.Rngs(0))
+    assert shapes(attn) == {"qkv": (D, 3, 3, 5), "qkv_bias": (3, 3, 5), "out": (3, 5, D),
+                            "out_bias": (D,)}
+    x = rand(2, 4, D)
+    y, _ = attn(x)
+    cache = attn.init_cache(2, 6)
+    assert cache["k"].shape == (2, 6, 3, 5)
+    y_cached, _ = attn(x, cache=cache)
+    np.testing.assert_allclose(y_cached, y, atol=1e-6)
+    with pytest.raises(ValueError, match="head_dim=0"):
+        Attention(D, 3, head_dim=0, rngs=nnx.Rngs(0))

@@ -179,3 +179,22 @@ def test_remat_keeps_gradients(case, remat, scan_layers):
     # from the saved version, so gradients agree to float32 rounding, not bitwise.
     for a, b in zip(loss_and_grads(rematted, loss)[1], loss_and_grads(plain, loss)[1], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_sparse_layers_take_the_sparse_mask_only_where_flagged():
+    """sparse_mask applies in the flagged layers only, in the scan and in the Python loop."""
+    x = rand(1, 6, 8)
+    band = ops.local_mask(6, window=2)
+    for scan in (True, False):
+        stack = DecoderStack(CFG, scan_layers=scan, rngs=nnx.Rngs(0))
+        graphdef, state = nnx.split(stack.blocks)
+        by_hand = x
+        for i, mask in enumerate([None, band]):
+            block = nnx.merge(graphdef, jax.tree.map(lambda a, i=i: a[i], state))
+            by_hand, _ = block(by_hand, mask=mask)
+        y, _ = stack(x, sparse_mask=band, sparse_layers=(False, True))
+        np.testing.assert_allclose(y, by_hand, atol=1e-5)
+    with pytest.raises(ValueError, match="go together"):
+        stack(x, sparse_mask=band)
+    with pytest.raises(ValueError, match=r"bool\[2\]"):
+        stack(x, sparse_mask=band, sparse_layers=(True,))
