@@ -42,8 +42,10 @@ def plot(rows, path):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    for alpha in sorted({r["alpha"] for r in rows}):
-        pts = sorted((r["beam"], r["bleu"]) for r in rows if r["alpha"] == alpha)
+    greedy = [(1, r["bleu"]) for r in rows if r["beam"] == 1]  # alpha does not apply
+    for alpha in sorted({r["alpha"] for r in rows if r["beam"] > 1}):
+        pts = greedy + sorted((r["beam"], r["bleu"]) for r in rows
+                              if r["alpha"] == alpha and r["beam"] > 1)
         ax.plot(*zip(*pts), marker="o", label=f"alpha {alpha:g}")
     ax.set(xlabel="beam size", ylabel="cased sacreBLEU", title=f"{rows[0]['split']} BLEU")
     ax.legend()
