@@ -11,7 +11,7 @@ shared layer under `albert_layer_groups.0.albert_layers.0`.
 import numpy as np
 
 from llm_jax.interop.hf_files import CONFIG_FILE
-from llm_jax.interop.rules import fused, layer_norm, linear, out_proj, vector
+from llm_jax.interop.rules import fused, layer_norm, linear, out_proj, read_rule, tree_get, tree_set, vector
 
 FAMILIES = ("bert", "roberta", "albert")
 ARCHITECTURES = {"bert": ("BertForPreTraining", "BertForMaskedLM"),
@@ -155,19 +155,6 @@ def _layers(cfg):
     return 1 if cfg.shared_layers else cfg.num_layers
 
 
-def _set(tree, path, value):
-    *parents, leaf = path.split("/")
-    for p in parents:
-        tree = tree.setdefault(p, {})
-    tree[leaf] = value
-
-
-def _get(tree, path):
-    for p in path.split("/"):
-        tree = tree[p]
-    return tree
-
-
 def params_from_hf(family, tensors: dict, cfg, shapes: dict, source: str) -> dict:
     """Our parameter tree (NumPy float32) from HF tensors. `shapes` is our parameter tree's
     shapes (a leaf per parameter), so that a tensor disagreeing with config.json is named."""
@@ -175,31 +162,19 @@ def params_from_hf(family, tensors: dict, cfg, shapes: dict, source: str) -> dic
     used = set()
 
     def convert(rule, names, our_shape):
-        _, to_ours, to_hf = rule
-        want = [w.shape for w in to_hf(np.zeros(our_shape, np.float32))]
-        arrays = []
-        for name, shape in zip(names, want):
-            if name not in tensors:
-                raise ValueError(f"{source}: tensor {name!r} is missing")
-            array = np.asarray(tensors[name], np.float32)
-            if array.shape != tuple(shape):
-                raise ValueError(f"{source}: tensor {name!r} has shape {tuple(array.shape)}, "
-                                 f"but {CONFIG_FILE} implies {tuple(shape)}")
-            used.add(name)
-            arrays.append(array)
-        return to_ours(arrays)
+        return read_rule(rule, names, our_shape, tensors, source, used)
 
     params = {}
     for path, rule in top.items():
-        _set(params, path, convert(rule, rule[0], tuple(_get(shapes, path))))
+        tree_set(params, path, convert(rule, rule[0], tuple(tree_get(shapes, path))))
     stack = "encoder/block" if cfg.shared_layers else "encoder/blocks"
     for path, rule in blocks.items():
         full = f"{stack}/{path}"
-        shape = tuple(_get(shapes, full))
+        shape = tuple(tree_get(shapes, full))
         if cfg.shared_layers:
-            _set(params, full, convert(rule, [layer_name(0, n) for n in rule[0]], shape))
+            tree_set(params, full, convert(rule, [layer_name(0, n) for n in rule[0]], shape))
         else:
-            _set(params, full, np.stack([convert(rule, [layer_name(i, n) for n in rule[0]],
+            tree_set(params, full, np.stack([convert(rule, [layer_name(i, n) for n in rule[0]],
                                                  shape[1:]) for i in range(cfg.num_layers)]))
     _check_tied(tensors, params, used, source)
     left = sorted(n for n in set(tensors) - used if not n.endswith(DERIVED))
@@ -231,10 +206,10 @@ def params_to_hf(params: dict, cfg) -> tuple[str, dict]:
             out[n] = np.ascontiguousarray(w, np.float32)
 
     for path, (names, _, to_hf) in top.items():
-        put(names, to_hf(np.asarray(_get(params, path), np.float32)))
+        put(names, to_hf(np.asarray(tree_get(params, path), np.float32)))
     stack = "encoder/block" if cfg.shared_layers else "encoder/blocks"
     for path, (names, _, to_hf) in blocks.items():
-        value = np.asarray(_get(params, f"{stack}/{path}"), np.float32)
+        value = np.asarray(tree_get(params, f"{stack}/{path}"), np.float32)
         for i in range(_layers(cfg)):
             put([layer_name(i, n) for n in names], to_hf(value if cfg.shared_layers else value[i]))
     return family, out
