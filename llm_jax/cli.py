@@ -1,5 +1,5 @@
 """`python -m llm_jax {train,eval,generate,translate,sweep,download,export,average,import-hf,
-export-hf} ...`
+export-hf,lm-eval} ...`
 (also the `llm-jax` script).
 
 Errors end the program with one `error: ...` line on stderr, naming the flag or file, and no
@@ -22,7 +22,7 @@ from ml_collections import ConfigDict, config_flags
 from llm_jax.allocator import tune_malloc
 
 COMMANDS = ("train", "eval", "generate", "translate", "sweep", "download", "export", "average",
-            "import-hf", "export-hf")
+            "import-hf", "export-hf", "lm-eval")
 USAGE = """usage:
   python -m llm_jax train    --config=configs/gpt_shakespeare.py:cpu --workdir=DIR [--config.FIELD=V ...]
   python -m llm_jax eval     --workdir=DIR [--split=valid]
@@ -41,6 +41,10 @@ USAGE = """usage:
                              model.safetensors (or its sharded index) and the tokenizer's files)
   python -m llm_jax export-hf --workdir=DIR --out=HF_DIR   (a BERT/RoBERTa/ALBERT/GPT-2 workdir
                              as a directory transformers' from_pretrained reads)
+  python -m llm_jax lm-eval  --workdir=DIR --task=NAME [--shots=0 --seed=0 --limit=N --out=FILE
+                             --stride=N --batch_size=16]   (a GPT workdir, zero-/few-shot: NAME
+                             is wikitext2, ptb, lambada, sst2 or a .jsonl file; see
+                             llm_jax/evaluation/lm_tasks.py)
   python -m llm_jax reproduce NAME [--runs_dir=DIR --only=ROW --dry_run] | --list
 """
 USAGE_EXIT, FAILURE_EXIT = 2, 1
@@ -56,10 +60,11 @@ flags.DEFINE_float("temperature", 0.8, "generate: 0 is greedy.")
 flags.DEFINE_integer("top_k", 0, "generate: keep the k most likely tokens (0: all).")
 flags.DEFINE_float("top_p", 1.0, "generate: nucleus mass to keep (1: all).")
 flags.DEFINE_integer("num_samples", 1, "generate: continuations, decoded as one batch.")
-flags.DEFINE_integer("seed", 0, "generate: sampling seed.")
+flags.DEFINE_integer("seed", 0, "generate: sampling seed. lm-eval: the draw of the shots.")
 flags.DEFINE_string("data_dir", None, "download: destination (default $LLM_JAX_DATA_DIR).")
 flags.DEFINE_string("out", None, "export, export-hf: directory to write the exported model to. "
-                    "average: the new workdir (default: DIR_avgN beside DIR; must be new or empty).")
+                    "average: the new workdir (default: DIR_avgN beside DIR; must be new or empty). "
+                    "lm-eval: a JSON file for the metrics and every example's scores.")
 flags.DEFINE_integer("last", 5, "average: how many of the newest checkpoints to average (the "
                      "Transformer paper: 5 for base models, 20 for big).", lower_bound=1)
 flags.DEFINE_integer("beam_size", None, "translate: beams (1: greedy; default: the config's).",
@@ -68,6 +73,13 @@ flags.DEFINE_float("alpha", None, "translate: length-penalty exponent (default: 
 flags.DEFINE_integer("max_len", None, "translate: most tokens per output line (default: the "
                      "source length + config.task.decode_extra_len).", lower_bound=1)
 flags.DEFINE_string("from", None, "import-hf: a Hugging Face model directory (safetensors).")
+flags.DEFINE_string("task", None, "lm-eval: wikitext2, ptb, lambada, sst2 or a .jsonl file.")
+flags.DEFINE_integer("shots", 0, "lm-eval: solved examples before each one (k-shot).", lower_bound=0)
+flags.DEFINE_integer("limit", None, "lm-eval: score only the first N examples (perplexity tasks: "
+                     "the first N lines).", lower_bound=1)
+flags.DEFINE_integer("stride", None, "lm-eval, perplexity tasks: tokens between window starts "
+                     "(default: half of model.max_len).", lower_bound=1)
+flags.DEFINE_integer("batch_size", 16, "lm-eval: sequences per forward pass.", lower_bound=1)
 FLAGS = flags.FLAGS
 HELP_HINT = "see python -m llm_jax --help"
 
@@ -125,6 +137,10 @@ def main(argv):
         print(json.dumps(commands.import_hf(_require("from"), workdir), indent=2))
     elif command == "export-hf":
         print(json.dumps(commands.export_hf(workdir, _require("out")), indent=2))
+    elif command == "lm-eval":
+        print(json.dumps(commands.lm_eval(
+            workdir, _require("task"), shots=FLAGS.shots, seed=FLAGS.seed, limit=FLAGS.limit,
+            out=FLAGS.out, stride=FLAGS.stride, batch_size=FLAGS.batch_size), indent=2))
     elif command == "generate":
         for text in commands.generate_text(
                 workdir, FLAGS.prompt, max_new_tokens=FLAGS.max_new_tokens,

@@ -113,6 +113,38 @@ def export_hf(workdir, out_dir) -> dict:
     return export_dir(model, tokenizer, config, out_dir)
 
 
+def lm_eval(workdir, task, *, shots=0, seed=0, limit=None, out=None, stride=None,
+            batch_size=16, progress=True) -> dict:
+    """Zero-/few-shot scores of a GPT workdir on a built-in task or a JSONL file: see
+    evaluation/lm_tasks.py. `out`: also writes the metrics and every example's scores there
+    as JSON (written whole at the end, so a failed run leaves an earlier file as it was)."""
+    import json
+    import pathlib
+
+    from llm_jax.data.tokenizers import write_atomic
+    from llm_jax.evaluation import lm_tasks
+
+    for flag, value in (("shots", shots), ("limit", limit), ("stride", stride),
+                        ("batch_size", batch_size)):
+        if value is not None and value < (0 if flag == "shots" else 1):
+            raise ValueError(f"--{flag}={value}: must be >= {0 if flag == 'shots' else 1}")
+    config = load_config(workdir)
+    if config.task.name != "causal_lm" or config.model.name != "gpt":
+        raise NotSupported(f"lm-eval scores GPT language models (task 'causal_lm', model 'gpt'); "
+                           f"{workdir} trains task {config.task.name!r} with model "
+                           f"{config.model.name!r}")
+    spec = lm_tasks.load_task(task, limit)  # before the model: a bad task fails fast
+    model, tokenizer = _runner(workdir).load(workdir)
+    metrics, details = lm_tasks.evaluate(model, tokenizer, spec, shots=shots, seed=seed,
+                                         limit=limit, stride=stride, batch_size=batch_size,
+                                         progress=progress)
+    summary = {"workdir": os.path.abspath(workdir), **metrics, "sources": spec.sources}
+    if out:
+        write_atomic(pathlib.Path(out), json.dumps({**summary, "per_example": details},
+                                                   indent=1, ensure_ascii=False).encode())
+    return summary
+
+
 def load(workdir):
     """(model, tokenizer, config) of a trained workdir: see llm_jax.load."""
     model, tokenizer = _runner(workdir).load(workdir)
