@@ -5,7 +5,8 @@ Variants 124m, 350m, 774m, 1.5b: the four published sizes (context 1024; vocabul
 a SentencePiece BPE trained on the corpus (rows beyond it are simply unused); add ",gpt2_bpe"
 (configs/gpt2.py:124m,gpt2_bpe, or --config.data.tokenizer=gpt2_bpe) for OpenAI's own byte-level
 BPE, read from LLM_JAX_DATA_DIR/tokenizers/gpt2 (encoder.json, vocab.bpe): its 50,257 tokens,
-<|endoftext|> = 50256, fill all but the last 47 rows.
+<|endoftext|> = 50256, fill all but the last 47 rows. Activations are bfloat16, parameters
+and optimizer state float32 (model.dtype, model.param_dtype).
 """
 
 from llm_jax.training.config_schema import default_config
@@ -33,7 +34,10 @@ def get_config(arg=None):
     c = default_config("gpt")
     c.model.update(variant="gpt2", num_layers=layers, num_heads=heads, embed_dim=width,
                    max_len=1024, vocab_size=50304, dropout_rate=0.0,
-                   remat="none" if size == "124m" else "dots")
+                   remat="none" if size == "124m" else "dots",
+                   # GPU-sized: bfloat16 activations, float32 parameters and Adam moments
+                   # (--config.model.dtype=float32 on a CPU, where bfloat16 is the slower)
+                   dtype="bfloat16", param_dtype="float32")
     c.data.update(corpus="wikitext-2", tokenizer="sentencepiece", vocab_size=16000,
                   sp_model_type="bpe", seq_len=1024)
     if vocabulary:

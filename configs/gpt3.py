@@ -4,7 +4,7 @@ Variants: 125m, 350m, 760m, 1.3b, 2.7b, 6.7b, 13b, 175b (or the table's names sm
 large, xl), and 1.3b-printed, 13b-printed (below). Each is configs/gpt2.py:124m,gpt2_bpe (its
 data section, with OpenAI's GPT-2 byte-level BPE, which GPT-3 reuses: 50,257 ids padded to
 50,304 rows) with the table's n_layers, d_model, n_heads, d_head, batch and learning rate,
-context 2048 and d_ff = 4 d_model.
+context 2048 and d_ff = 4 d_model; like it, bfloat16 activations with float32 parameters.
 
 Two rows of the table do not satisfy n_heads * d_head = d_model as printed:
   XL 1.3B:  24 heads x 128 = 3072 on d_model 2048. Read literally (attention 3072 wide, which

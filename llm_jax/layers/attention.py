@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from llm_jax import ops
-from llm_jax.layers.params import dense, normal, param, zeros
+from llm_jax.layers.params import add_f32, dense, normal, param, zeros
 
 
 class Attention(nnx.Module):
@@ -68,7 +68,7 @@ class Attention(nnx.Module):
 
     def _project(self, x, kernel, bias):
         y = dense(x, kernel[...].astype(self.dtype))
-        return y if bias is None else y + bias[...].astype(self.dtype)
+        return y if bias is None else add_f32(y, bias[...])
 
     def cross_cache(self, encoded_BSD):
         """{"k", "v"}: this layer's keys and values of the encoder output, for every step."""
@@ -130,5 +130,5 @@ class Attention(nnx.Module):
             y_BTHD = y_BTHD.reshape(-1, T, *y_BTHD.shape[2:])
         y_BTD = dense(y_BTHD, self.out[...].astype(self.dtype), in_dims=2)
         if self.out_bias is not None:
-            y_BTD = y_BTD + self.out_bias[...].astype(self.dtype)
+            y_BTD = add_f32(y_BTD, self.out_bias[...])
         return ops.dropout(y_BTD, self.dropout_rate, out_key), cache

@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 from flax import nnx
 
-from llm_jax.layers.params import dense, normal, param, zeros
+from llm_jax.layers.params import add_f32, dense, normal, param, zeros
 
 
 class Dense(nnx.Module):
@@ -18,4 +18,4 @@ class Dense(nnx.Module):
 
     def __call__(self, x):
         y = dense(x.astype(self.dtype), self.kernel[...].astype(self.dtype))
-        return y if self.bias is None else y + self.bias[...].astype(self.dtype)
+        return y if self.bias is None else add_f32(y, self.bias[...])

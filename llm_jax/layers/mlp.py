@@ -5,7 +5,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from llm_jax import ops
-from llm_jax.layers.params import dense, normal, param, zeros
+from llm_jax.layers.params import add_f32, dense, normal, param, zeros
 
 ACTIVATIONS = {
     "gelu": lambda x: jax.nn.gelu(x, approximate=False),
@@ -32,7 +32,7 @@ class MLP(nnx.Module):
     def __call__(self, x_BTD, dropout_key=None):
         h = dense(x_BTD, self.fc[...].astype(self.dtype))
         if self.fc_bias is not None:
-            h = h + self.fc_bias[...].astype(self.dtype)
+            h = add_f32(h, self.fc_bias[...])
         h = ACTIVATIONS[self.activation](h)
         if self.activation_dropout > 0.0 and dropout_key is not None:
             # a second key only when asked for, so models without it keep their random stream
@@ -40,5 +40,5 @@ class MLP(nnx.Module):
             h = ops.dropout(h, self.activation_dropout, act_key)
         y = dense(h, self.proj[...].astype(self.dtype))
         if self.proj_bias is not None:
-            y = y + self.proj_bias[...].astype(self.dtype)
+            y = add_f32(y, self.proj_bias[...])
         return ops.dropout(y, self.dropout_rate, dropout_key)

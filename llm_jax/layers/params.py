@@ -53,3 +53,15 @@ def dense(x, kernel, in_dims: int = 1):
     n_in = int(np.prod(in_shape))
     y = x.reshape(-1, n_in) @ kernel.reshape(n_in, -1)
     return y.reshape(*lead, *out_shape)
+
+
+def add_f32(x, y):
+    """x + y (y broadcast to x) computed in float32 and rounded once to x's dtype.
+
+    For biases and position embeddings added to bfloat16 activations: the gradient of `y` is a
+    sum over every row it was broadcast to (batch x time, up to millions), and after a bfloat16
+    add it is a bfloat16 reduction, which XLA need not accumulate in float32 (8 significant
+    bits: small terms round away). Here the cotangent is cast to float32 before that sum. With
+    float32 activations this is exactly x + y.
+    """
+    return (x.astype(jnp.float32) + y.astype(jnp.float32)).astype(x.dtype)

@@ -18,7 +18,7 @@ from llm_jax.layers import (
     LayerNorm,
     LearnedPositions,
 )
-from llm_jax.layers.params import config_dtype, dense, normal, param
+from llm_jax.layers.params import add_f32, config_dtype, dense, normal, param
 
 VARIANTS = {
     # pre_ln, final_ln, scaled_residual_init
@@ -32,7 +32,11 @@ def default_config() -> ml_collections.ConfigDict:
         name="gpt", variant="gpt2", vocab_size=0,  # 0: take the tokenizer's vocabulary size
         max_len=1024, num_layers=12, num_heads=12, embed_dim=768, mlp_dim=0,  # 0: 4 * embed
         dropout_rate=0.0, use_bias=True, activation="gelu_tanh", init_std=0.02,
-        tie_embeddings=True, dtype="float32", param_dtype="float32",
+        tie_embeddings=True,
+        # Mixed precision: dtype="bfloat16" (the GPU configs' default) runs matmuls and
+        # activations in bfloat16 while parameters, Adam moments, gradients, softmax,
+        # layer-norm statistics and the loss stay float32 (param_dtype="float32").
+        dtype="float32", param_dtype="float32",
         remat="none",  # "none" | "full" | "dots"
         scan_layers=True,  # False: a Python loop over the same stacked layer parameters
         head_dim=0,  # 0: embed_dim // num_heads; else heads of this width (n_heads * head_dim)
@@ -99,7 +103,8 @@ class GPT(nnx.Module):
         k_emb = k_stack = None
         if dropout_key is not None:
             k_emb, k_stack = jax.random.split(dropout_key)
-        x_BTD = self.embed(tokens_BT) + self.positions(start + jnp.arange(T))
+        # add_f32: the positions' gradient is a sum over the batch, kept out of bfloat16.
+        x_BTD = add_f32(self.embed(tokens_BT), self.positions(start + jnp.arange(T)))
         x_BTD = ops.dropout(x_BTD, self.dropout_rate, k_emb)
         sparse = {}
         if self.sparse_layers is not None:

@@ -20,6 +20,8 @@ def default_config(model: str = "gpt", task: str = "causal_lm") -> ml_collection
     # A workdir or checkpoints/<step> dir: a fresh run copies every parameter whose path and
     # shape match from it (training/init_from.py); ignored when resuming.
     c.init_from = ""
+    # model.dtype="bfloat16" with param_dtype="float32" is mixed precision: bfloat16
+    # activations, float32 parameters and optimizer state (the GPU configs' default).
     c.model = default_model_config(model)
     c.data = dict(
         source="files",          # "files" (LLM_JAX_DATA_DIR) | "tfds"

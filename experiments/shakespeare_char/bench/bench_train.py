@@ -71,6 +71,9 @@ def load_config(name):
         cfg.train.batch_size = batch or cfg.train.batch_size
         cfg.data.seq_len = seq_len or cfg.data.seq_len
         cfg.model.vocab_size = cfg.model.vocab_size or vocab
+        # configs/gpt2.py asks for bfloat16 activations (a GPU's default); the PyTorch side is
+        # float32, so both are, as the results were measured.
+        cfg.model.dtype = "float32"
     return cfg
 
 
