@@ -88,6 +88,11 @@ NOT_DOWNLOADED: dict[str, str] = {
         "data/task1/raw): {train,val,test_2016_flickr}.{de,en}.gz"
     ),
     "samsum": "SAMSum's train.json, val.json and test.json, the files inside its corpus.7z",
+    "lambada": (
+        "lambada_test.jsonl, OpenAI's detokenised LAMBADA test set used for GPT-2 and GPT-3 "
+        "(5,153 lines of {\"text\": ...}; sha256 4aa8d02c..., the file lm-evaluation-harness "
+        "pins for lambada_openai)"
+    ),
 }
 
 Opener = Callable[[str], IO[bytes]]
