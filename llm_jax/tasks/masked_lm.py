@@ -45,12 +45,11 @@ from llm_jax.data.split_reader import SplitReader
 from llm_jax.data.token_cache import tokenizer_fingerprint
 from llm_jax.data.tokenizers import load_tokenizer
 from llm_jax.ops.losses import cross_entropy_sums
-from llm_jax.tasks.causal_lm import TOKENIZER_DIR
+from llm_jax.tasks.causal_lm import FIT, TOKENIZER_DIR
 from llm_jax.tasks.protocols import NUM_TOKENS, mean_metric
 
 SENTENCE_TASKS = ("nsp", "sop", "")
 PACKINGS = ("pairs", "full_sentences")
-FIT = "fit"  # config.data.vocab_file: learn the vocabulary from the training split
 # kind -> (class, its unknown token, default files under the data directory)
 TOKENIZER_KINDS = {
     "wordpiece": (bt.WordPieceTokenizer, bt.BERT_SPECIALS["unk"],
