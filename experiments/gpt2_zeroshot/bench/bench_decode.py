@@ -31,7 +31,6 @@ if __name__ == "__main__" and not any(a.startswith("--malloc") for a in sys.argv
     tune_malloc()
 
 import argparse  # noqa: E402
-import importlib.util  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
@@ -55,16 +54,12 @@ REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 SHAPES = {"124m": {}, "tiny": dict(num_layers=2, num_heads=2, embed_dim=64, max_len=256)}
 
 
-def load_path(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 # The GPT training benchmark's timing helpers (measure, pick_steps, environment).
-bench = load_path("shakespeare_bench_train",
-                  os.path.join(REPO, "experiments", "shakespeare_char", "bench", "bench_train.py"))
+BENCH_DIR = os.path.join(REPO, "experiments", "shakespeare_char", "bench")
+sys.path.insert(0, BENCH_DIR)
+from jax_train_step import load_path  # noqa: E402
+
+bench = load_path("shakespeare_bench_train", os.path.join(BENCH_DIR, "bench_train.py"))
 
 
 def model_config(shape, vocab):

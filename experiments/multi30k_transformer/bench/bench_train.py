@@ -31,44 +31,40 @@ if __name__ == "__main__" and not any(a.startswith("--malloc") for a in sys.argv
     tune_malloc()
 
 import argparse  # noqa: E402
-import importlib.util  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
-import time  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-import optax  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from flax import nnx  # noqa: E402
 from torch import nn  # noqa: E402
 
 from llm_jax.data.parallel_batches import eval_batches  # noqa: E402
 from llm_jax.interop.marian import params_to_hf  # noqa: E402
 from llm_jax.tasks.seq2seq import SPECIAL, Seq2Seq  # noqa: E402
-from llm_jax.training.optimizer import make_optimizer, make_schedule, model_param_axes  # noqa: E402
-from llm_jax.training.sharding import batch_sharding, make_mesh  # noqa: E402
-from llm_jax.training.state import make_state_spec  # noqa: E402
-from llm_jax.training.steps import make_train_step  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 SHAPES = ("small", "base", "tiny")
 
 
-def load_path(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# The timing, busy-core and environment helpers of the GPT benchmark, and the trainer's jitted
+# step, so every benchmark measures alike.
+BENCH_DIR = os.path.join(REPO, "experiments", "shakespeare_char", "bench")
+sys.path.insert(0, BENCH_DIR)
+from jax_train_step import (  # noqa: E402
+    host_params,
+    load_path,
+    loss_and_grad_norm,
+    step_runner,
+    trainer_step,
+    without_corpus,
+)
 
-
-# The timing, busy-core and environment helpers of the GPT benchmark, so both measure alike.
-bench = load_path("shakespeare_bench_train",
-                  os.path.join(REPO, "experiments", "shakespeare_char", "bench", "bench_train.py"))
+bench = load_path("shakespeare_bench_train", os.path.join(BENCH_DIR, "bench_train.py"))
 
 
 def load_config(shape):
@@ -94,48 +90,15 @@ def random_batch(cfg, batch, length, seed=0):
     return {k: v for k, v in out.items() if k != "index"}
 
 
-class RandomBatchSeq2Seq(Seq2Seq):
-    """llm_jax.tasks.seq2seq.Seq2Seq (its loss), without the corpus and tokenizer it reads in
-    its constructor."""
-
-    def __init__(self, task_cfg):
-        self.cfg = task_cfg
-
-
 # ---------------------------------------------------------------- JAX (llm_jax)
 
 def jax_side(cfg, batch, steps, args):
-    mesh = make_mesh(cfg.mesh)
-    total = cfg.train.steps
-    schedule = make_schedule(cfg.optimizer, total)
-    optimizer = make_optimizer(cfg.optimizer, total, param_axes=model_param_axes(cfg.model))
-    spec = make_state_spec(cfg.model, optimizer, mesh, cfg.seed)
-    task = RandomBatchSeq2Seq(cfg.task)
-    step = make_train_step(task, spec, optimizer, schedule, mesh)
-    batch = jax.device_put(batch, batch_sharding(mesh))
+    task = without_corpus(Seq2Seq, cfg.task)
+    step, spec, schedule, batch = trainer_step(cfg, task, batch)
     state = spec.init()
-    # Copied before the first step, which donates (invalidates) the state's buffers.
-    params = jax.tree.map(np.asarray, state["params"])
-
-    # Parity: loss and gradient norm without dropout, to compare with PyTorch's.
-    def loss_fn(p, b):
-        return task.loss(nnx.merge(spec.graphdef, p), b)[0]
-    loss, grads = jax.jit(jax.value_and_grad(loss_fn))(state["params"], batch)
-    parity = {"loss": float(loss), "grad_norm": float(optax.tree.norm(grads))}
-
-    t = time.perf_counter()
-    state, _ = step(state, batch)  # compiles
-    jax.block_until_ready(state)
-    compile_s = time.perf_counter() - t
-    state, _ = step(state, batch)
-
-    def run(n):
-        nonlocal state
-        for _ in range(n):
-            state, m = step(state, batch)
-        jax.block_until_ready((state, m))
-
-    jax.block_until_ready(state)
+    params = host_params(state)
+    parity = loss_and_grad_norm(task, spec.graphdef, state["params"], batch)
+    run, compile_s, _ = step_runner(step, state, batch)
     runner = {"run": run, "steps": bench.pick_steps(run, steps, args), "compile_s": compile_s}
     return runner, parity, params, schedule
 

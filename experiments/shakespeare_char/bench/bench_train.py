@@ -25,7 +25,6 @@ if __name__ == "__main__" and not any(a.startswith("--malloc") for a in sys.argv
     tune_malloc()
 
 import argparse  # noqa: E402
-import importlib.util  # noqa: E402
 import json
 import math
 import os
@@ -46,12 +45,10 @@ REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 sys.path[:0] = [HERE, REPO]
 
 import torch_gpt  # noqa: E402
+from jax_train_step import host_params, load_path, step_runner, trainer_step  # noqa: E402
 
 from llm_jax.tasks.causal_lm import lm_loss  # noqa: E402
-from llm_jax.training.optimizer import make_optimizer, make_schedule  # noqa: E402
-from llm_jax.training.sharding import batch_sharding, make_mesh  # noqa: E402
-from llm_jax.training.state import make_state_spec  # noqa: E402
-from llm_jax.training.steps import make_train_step  # noqa: E402
+from llm_jax.training.optimizer import make_schedule  # noqa: E402
 
 # name -> (config file, its argument, batch size, sequence length, vocabulary if the config
 # leaves it to the tokenizer: Tiny Shakespeare has 65 characters).
@@ -63,10 +60,7 @@ CONFIGS = {
 
 def load_config(name):
     file, arg, batch, seq_len, vocab = CONFIGS[name]
-    spec = importlib.util.spec_from_file_location("bench_cfg", os.path.join(REPO, "configs", file))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cfg = module.get_config(arg)
+    cfg = load_path("bench_cfg", os.path.join(REPO, "configs", file)).get_config(arg)
     with cfg.unlocked():
         cfg.train.batch_size = batch or cfg.train.batch_size
         cfg.data.seq_len = seq_len or cfg.data.seq_len
@@ -171,38 +165,18 @@ def pick_steps(run, steps, args):
 
 def build_jax_step(cfg, tokens):
     """llm_jax's jitted train step, its state spec, and the batch placed as the trainer does."""
-    mesh = make_mesh(cfg.mesh)
-    total = cfg.train.steps
-    schedule = make_schedule(cfg.optimizer, total)
-    optimizer = make_optimizer(cfg.optimizer, total)
-    spec = make_state_spec(cfg.model, optimizer, mesh, cfg.seed)
-    step = make_train_step(RandomTokensLM(), spec, optimizer, schedule, mesh)
-    batch = jax.device_put({"inputs": tokens[:, :-1], "targets": tokens[:, 1:]},
-                           batch_sharding(mesh))
+    step, spec, _, batch = trainer_step(cfg, RandomTokensLM(),
+                                        {"inputs": tokens[:, :-1], "targets": tokens[:, 1:]})
     return step, spec, batch
 
 
 def jax_side(cfg, tokens, steps, args):
     step, spec, batch = build_jax_step(cfg, tokens)
     state = spec.init()
-    # Copied before the first step, which donates (invalidates) the state's buffers.
-    params = jax.tree.map(np.asarray, state["params"])
+    params = host_params(state)
     fwd = jax.jit(lambda p, b: RandomTokensLM().loss(nnx.merge(spec.graphdef, p), b)[0])
     first_loss = float(fwd(state["params"], batch))
-
-    t = time.perf_counter()
-    state, metrics = step(state, batch)  # compiles
-    metrics = jax.device_get(metrics)
-    compile_s = time.perf_counter() - t
-    state, _ = step(state, batch)
-
-    def run(n):
-        nonlocal state
-        for _ in range(n):
-            state, m = step(state, batch)
-        jax.block_until_ready((state, m))
-
-    jax.block_until_ready(state)
+    run, compile_s, metrics = step_runner(step, state, batch)
     runner = {"run": run, "steps": pick_steps(run, steps, args), "compile_s": compile_s}
     n_pos = params["positions"]["table"].size
     n_params = sum(x.size for x in jax.tree.leaves(params))
