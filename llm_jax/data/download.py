@@ -88,6 +88,18 @@ NOT_DOWNLOADED: dict[str, str] = {
         "data/task1/raw): {train,val,test_2016_flickr}.{de,en}.gz"
     ),
     "samsum": "SAMSum's train.json, val.json and test.json, the files inside its corpus.7z",
+    **{f"glue/{task}": (
+        f"GLUE {task} as GLUE's download_glue_data.py writes it: train.tsv, dev.tsv and test.tsv "
+        "(tab-separated, with GLUE's header row; CoLA's train and dev have none)")
+       for task in ("CoLA", "MRPC", "STS-B", "QNLI", "RTE", "WNLI")},
+    "squad": "SQuAD v1.1's dev-v1.1.json (and train-v1.1.json if you have it), the official JSON",
+    "conll2003": (
+        "CoNLL-2003 English NER as train.txt, valid.txt and test.txt: one 'word POS chunk NER' "
+        "line per token, blank lines between sentences, -DOCSTART- lines between documents"),
+    **{corpus: (
+        f"{corpus.upper()} as JointBERT ships it (data/{corpus} in monologg/JointBERT): "
+        "{train,valid,test}/{seq.in,seq.out,label}, one utterance per line")
+       for corpus in ("atis", "snips")},
     "lambada": (
         "lambada_test.jsonl, OpenAI's detokenised LAMBADA test set used for GPT-2 and GPT-3 "
         "(5,153 lines of {\"text\": ...}; sha256 4aa8d02c..., the file lm-evaluation-harness "

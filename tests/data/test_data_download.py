@@ -108,7 +108,11 @@ def _require_file_literals():
 
 def test_every_data_set_read_is_downloaded_or_described():
     """A missing file's message either gives the download command or says where to get it."""
-    read = set(dataset_files()) | set(CORPORA) | _require_file_literals()
+    from llm_jax.data import glue_data, squad_data, tagging_data
+
+    fine_tuning = ({f"glue/{f}" for f in glue_data.FOLDERS.values()} | {squad_data.DATASET}
+                   | {"conll2003", *tagging_data.INTENT_CORPORA})
+    read = set(dataset_files()) | set(CORPORA) | _require_file_literals() | fine_tuning
     assert {"glue/SST-2", "word2vec"} <= read
     assert read <= set(SOURCES) | set(download_module.NOT_DOWNLOADED), read - set(SOURCES)
     assert not set(SOURCES) & set(download_module.NOT_DOWNLOADED)
