@@ -70,6 +70,9 @@ flags.DEFINE_integer("last", 5, "average: how many of the newest checkpoints to 
 flags.DEFINE_integer("beam_size", None, "translate: beams (1: greedy; default: the config's).",
                      lower_bound=1)
 flags.DEFINE_float("alpha", None, "translate: length-penalty exponent (default: the config's).")
+flags.DEFINE_integer("no_repeat_ngram_size", None,
+                     "translate: no n-gram of this size twice in an output (0: off; default: the "
+                     "config's task.no_repeat_ngram_size).", lower_bound=0)
 flags.DEFINE_integer("max_len", None, "translate: most tokens per output line (default: the "
                      "source length + config.task.decode_extra_len).", lower_bound=1)
 flags.DEFINE_string("from", None, "import-hf: a Hugging Face model directory (safetensors).")
@@ -131,7 +134,8 @@ def main(argv):
     elif command == "translate":
         lines = [line.rstrip("\r\n") for line in sys.stdin]
         for text in commands.translate_lines(workdir, lines, beam_size=FLAGS.beam_size,
-                                             alpha=FLAGS.alpha, max_len=FLAGS.max_len):
+                                             alpha=FLAGS.alpha, max_len=FLAGS.max_len,
+                                             no_repeat_ngram=FLAGS.no_repeat_ngram_size):
             print(text)
     elif command == "import-hf":
         print(json.dumps(commands.import_hf(_require("from"), workdir), indent=2))

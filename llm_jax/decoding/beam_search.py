@@ -76,7 +76,7 @@ def map_batch(fn, cache, batch_axes=None, batch_size=None):
 def beam_search(tokens_to_logits, cache, prompts_BP, *, beam_size: int, max_len: int,
                 eos_id: int | None, alpha: float = 0.6, length_penalty: str = "gnmt",
                 batch_axes=None, pad_id: int = 0, hf_rules: bool = False,
-                force_eos_at_max_len: bool = False):
+                force_eos_at_max_len: bool = False, constrain=None):
     """(sequences_BKL, scores_BK, lengths_BK): the beam_size best hypotheses per row, best first.
 
     prompts_BP: the tokens every hypothesis starts with (all rows the same length P >= 1; a
@@ -86,6 +86,11 @@ def beam_search(tokens_to_logits, cache, prompts_BP, *, beam_size: int, max_len:
     included); its score is log p(generated | prompt) / length_penalty(generated tokens), and
     positions past its length hold `pad_id`. Scores are -inf where a row has fewer than
     beam_size hypotheses (a vocabulary smaller than the beam).
+
+    constrain(logp_NV, cache) -> logp_NV (N = B * beam_size, `cache` the callback's new one) may
+    set -inf on tokens not allowed next (a minimum length, banned ids, repeated n-grams). It
+    sees log-probabilities, so the allowed tokens keep theirs unrenormalised, as Hugging Face's
+    logits processors and fairseq do.
     """
     if beam_size < 1:
         raise ValueError(f"beam_size={beam_size} must be >= 1")
@@ -127,7 +132,10 @@ def beam_search(tokens_to_logits, cache, prompts_BP, *, beam_size: int, max_len:
         t = s["t"]
         last_N1 = s["live_seqs"][:, :, t - 1].reshape(B * K, 1)
         logits, cache = tokens_to_logits(last_N1, s["cache"])
-        logp_BKV = jax.nn.log_softmax(logits[:, -1].astype(jnp.float32), axis=-1).reshape(B, K, -1)
+        logp_NV = jax.nn.log_softmax(logits[:, -1].astype(jnp.float32), axis=-1)
+        if constrain is not None:
+            logp_NV = constrain(logp_NV, cache)
+        logp_BKV = logp_NV.reshape(B, K, -1)
         V = logp_BKV.shape[-1]
         if force_eos_at_max_len:
             # forced, so it costs nothing: log-probability 0, as Hugging Face scores it

@@ -171,3 +171,34 @@ def test_import_hf_workdir_translates_as_transformers_does(tmp_path):
     assert [g for g, line in zip(got, de) if line] == want
     with pytest.raises(ValueError, match="not empty"):
         commands.import_hf(str(hf_dir), str(tmp_path / "run"))
+
+
+def test_no_repeat_ngram_gives_the_ids_of_transformers_generate(tmp_path):
+    """no_repeat_ngram_size=2 with beams (and greedy): the same ids as Hugging Face's generate.
+    A random model repeats bigrams often, so the constraint changes most of these outputs."""
+    from llm_jax.tasks.seq2seq_decoding import translate_array
+
+    hf = random_marian(tmp_path)
+    ours, _, ids = marian.load_marian(str(tmp_path))
+    rng = np.random.default_rng(5)
+    src = rng.integers(1, V - 1, (16, 6))
+    src[:, -1] = EOS
+    mask = np.ones_like(src, bool)
+    changed = 0
+    for beams in (1, 4):
+        with torch.no_grad():
+            want = hf.generate(input_ids=torch.tensor(src), attention_mask=torch.tensor(mask),
+                               num_beams=beams, max_length=20, do_sample=False,
+                               no_repeat_ngram_size=2).numpy()
+        common = dict(bos_id=ids["bos_id"], eos_id=EOS, pad_id=PAD, max_len=20, beam_size=beams,
+                      alpha=1.0, length_penalty="hf", hf_rules=True, force_eos=True)
+        seqs, _, lens = translate_array(ours, src, mask, no_repeat_ngram=2, **common)
+        plain, _, _ = translate_array(ours, src, mask, **common)
+        for row in range(16):
+            n = int(lens[row, 0])
+            out = seqs[row, 0, :n].tolist()
+            assert out == want[row, :n].tolist(), (beams, row)
+            bigrams = list(zip(out, out[1:]))
+            assert len(bigrams) == len(set(bigrams)), (beams, row)
+            changed += plain[row, 0, :n].tolist() != out
+    assert changed >= 8, changed
