@@ -28,7 +28,8 @@ USAGE = """usage:
   python -m llm_jax eval     --workdir=DIR [--split=valid]
   python -m llm_jax generate --workdir=DIR --prompt="ROMEO:" [--max_new_tokens=200 --temperature=0.8
                              --top_k=0 --top_p=1.0 --num_samples=1 --seed=0]
-  python -m llm_jax translate --workdir=DIR [--beam_size=5 --alpha=0.6 --max_len=N] < src > hyp
+  python -m llm_jax translate --workdir=DIR [--beam_size=5 --alpha=0.6 --max_len=N
+                             --no_repeat_ngram_size=3] < src > hyp
                              (a seq2seq workdir; one line in, one line out, in input order)
   python -m llm_jax sweep    --config=... --sweep=experiments/NAME/sweep.py --workdir=DIR
   python -m llm_jax download DATASET [--data_dir=DIR]   (tinyshakespeare, ptb, wikitext-2)

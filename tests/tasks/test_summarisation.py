@@ -1,5 +1,6 @@
 """Summarisation is the seq2seq task on SAMSum, scored with ROUGE; Lead-3 is its baseline."""
 
+import importlib.util
 import json
 
 import pytest
@@ -29,8 +30,6 @@ def test_rouge_is_rouge_score_with_stemming():
 @pytest.mark.real_data("samsum/test.json")
 def test_lead3_matches_the_paper(real_data_dir, tmp_path):
     """Gliwa et al. (2019), Table 3: Lead-3 on SAMSum test, ROUGE-1 31.40, ROUGE-2 8.68."""
-    import importlib.util
-
     spec = importlib.util.spec_from_file_location(
         "lead3", REPO / "experiments" / "samsum_summarisation" / "lead3.py")
     lead3 = importlib.util.module_from_spec(spec)
@@ -60,3 +59,16 @@ def test_summariser_trains_and_reports_rouge(tmp_path, monkeypatch):
             assert 0 <= summary[f"{prefix}/{k}"] <= 100
     out = commands.translate_lines(str(tmp_path / "run"), ["Anna: hi\nBen: hello"], beam_size=2)
     assert len(out) == 1
+    # the decoding table: Lead-3 and the model on the same split, in one run
+    spec = importlib.util.spec_from_file_location(
+        "rouge_table", REPO / "experiments" / "samsum_summarisation" / "rouge_table.py")
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    out = tmp_path / "table" / "test.json"
+    table.main(["--workdirs", str(tmp_path / "run"), "--split", "test", "--beams", "2",
+                "--no_repeat", "0,2", "--out", str(out)])
+    rows = json.loads(out.read_text())
+    assert [(r["system"], r.get("no_repeat_ngram")) for r in rows] == [
+        ("lead-3", None), (str(tmp_path / "run"), 0), (str(tmp_path / "run"), 2)]
+    assert all(r["split"] == "test" and 0 <= r["rouge1"] <= 100 for r in rows)
+    assert rows[1]["examples"] == 16 and "| lead-3 |" in out.with_suffix(".md").read_text()
