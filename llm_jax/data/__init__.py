@@ -1,10 +1,7 @@
 """Data: corpora on disk, downloads, tokenizers and batching pipelines."""
 
-from llm_jax.data.bert_tokenizers import (
-    AlbertSentencePieceTokenizer,
-    RobertaBPETokenizer,
-    WordPieceTokenizer,
-)
+from llm_jax.data.albert_tokenizer import AlbertSentencePieceTokenizer
+from llm_jax.data.bert_tokenizers import RobertaBPETokenizer, WordPieceTokenizer
 from llm_jax.data.corpora import CORPORA, Corpus, Split, get_corpus, read_corpus, resolve_split
 from llm_jax.data.data_record import DataChangedError
 from llm_jax.data.download import SOURCES, ChecksumError, RemoteFile, download, sha256_file

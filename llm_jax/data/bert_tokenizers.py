@@ -1,6 +1,7 @@
-"""The tokenizers of BERT (WordPiece), RoBERTa (byte-level BPE) and ALBERT (SentencePiece
-unigram), as Hugging Face `tokenizers` pipelines built the way transformers builds them, so the
-ids, pair layouts and character offsets agree with transformers' fast tokenizers.
+"""The tokenizers of BERT (WordPiece) and RoBERTa (byte-level BPE), and the pipeline machinery
+ALBERT's (albert_tokenizer.py) shares: Hugging Face `tokenizers` pipelines built the way
+transformers builds them, so the ids, pair layouts and character offsets agree with
+transformers' fast tokenizers.
 
 `encode(text)` gives the pieces alone (no [CLS]/[SEP]), as every project tokenizer does for LM
 streams; `encode_batch(texts, pairs)` gives model inputs: special tokens, segment ids,
@@ -10,14 +11,14 @@ project's tokenizer.json, and the pipeline is rebuilt from them on load. transfo
 files, but not the saved directory as a whole: it would take that tokenizer.json for its own.
 
 `PipelineTokenizer` and `ByteLevelBPETokenizer` are the shared machinery: GPT-2's tokenizer
-(gpt2_tokenizer.py) is the same byte-level BPE with its own special token.
+(gpt2_tokenizer.py) is the same byte-level BPE with its own special token, ALBERT's a
+SentencePiece unigram model in the same pipeline.
 """
 
 from __future__ import annotations
 
 import abc
 import copy
-import io
 import json
 import os
 import pathlib
@@ -31,12 +32,9 @@ from llm_jax.data.tokenizers import TOKENIZERS, Tokenizer, as_ids, write_atomic
 BERT_SPECIALS = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
 # transformers appends these, in this order, to a vocabulary that lacks them (GPT-2's).
 ROBERTA_SPECIALS = {"cls": "<s>", "sep": "</s>", "unk": "<unk>", "pad": "<pad>", "mask": "<mask>"}
-ALBERT_SPECIALS = {"pad": "<pad>", "unk": "<unk>", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
-# ALBERT's spm_train flags (google-research/albert README), which put the specials at 0-4.
-ALBERT_SYMBOLS = ("(", ")", '"', "-", ".", "\u2013", "\u00a3", "\u20ac")
 
 
-def _hf():
+def hf_tokenizers():
     # Imported on use: `tokenizers` comes with transformers, which the rest of llm_jax never needs.
     import tokenizers
 
@@ -53,7 +51,7 @@ def _read_text(path: os.PathLike | str, what: str) -> str:
         raise ValueError(f"{path}: the {what} is not UTF-8 text ({e})") from None
 
 
-def _lines(text: str | Iterable[str]) -> Iterable[str]:
+def text_lines(text: str | Iterable[str]) -> Iterable[str]:
     return text.splitlines() if isinstance(text, str) else text
 
 
@@ -153,16 +151,16 @@ class PipelineTokenizer(Tokenizer):
         return out
 
 
-def _bert_template(hf, cls: str, sep: str):
+def bert_template(hf, cls: str, sep: str):
     ids = [(cls, hf.token_to_id(cls)), (sep, hf.token_to_id(sep))]
-    return _hf().processors.TemplateProcessing(
+    return hf_tokenizers().processors.TemplateProcessing(
         single=f"{cls}:0 $A:0 {sep}:0", pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1",
         special_tokens=ids)
 
 
-def _add_specials(hf, tokens: Iterable[str], lstrip: Sequence[str] = ()) -> None:
+def add_special_tokens(hf, tokens: Iterable[str], lstrip: Sequence[str] = ()) -> None:
     # normalized=False: matched in the raw text before lower-casing, as transformers does.
-    tk = _hf()
+    tk = hf_tokenizers()
     hf.add_special_tokens([tk.AddedToken(t, normalized=False, special=True, lstrip=t in lstrip)
                            for t in tokens])
 
@@ -187,7 +185,7 @@ class WordPieceTokenizer(PipelineTokenizer):
 
     def __init__(self, vocab: Sequence[str], lowercase: bool = True,
                  strip_accents: bool | None = None, chinese_chars: bool = True):
-        tk = _hf()
+        tk = hf_tokenizers()
         self.vocab = list(vocab)
         index = {t: i for i, t in enumerate(self.vocab)}
         if len(index) != len(self.vocab):
@@ -201,8 +199,8 @@ class WordPieceTokenizer(PipelineTokenizer):
                             lowercase, strip_accents, chinese_chars)
         hf.decoder = tk.decoders.WordPiece(prefix="##")
         self._set_pipeline(hf, BERT_SPECIALS)
-        _add_specials(hf, BERT_SPECIALS.values())
-        hf.post_processor = _bert_template(hf, BERT_SPECIALS["cls"], BERT_SPECIALS["sep"])
+        add_special_tokens(hf, BERT_SPECIALS.values())
+        hf.post_processor = bert_template(hf, BERT_SPECIALS["cls"], BERT_SPECIALS["sep"])
 
     @classmethod
     def from_vocab_file(cls, path: os.PathLike | str, **options: Any) -> WordPieceTokenizer:
@@ -222,14 +220,14 @@ class WordPieceTokenizer(PipelineTokenizer):
             workdir: os.PathLike | str | None = None) -> WordPieceTokenizer:
         """A vocabulary learnt from `text` (a string, or lines) by HF's WordPieceTrainer, with
         [PAD] [UNK] [CLS] [SEP] [MASK] at ids 0-4; saved to `workdir` if given."""
-        tk = _hf()
+        tk = hf_tokenizers()
         hf = _bert_pipeline(tk, tk.models.WordPiece(unk_token=BERT_SPECIALS["unk"]), lowercase,
                             strip_accents, chinese_chars)
         trainer = tk.trainers.WordPieceTrainer(
             vocab_size=vocab_size, min_frequency=min_frequency, limit_alphabet=limit_alphabet,
             special_tokens=list(BERT_SPECIALS.values()), continuing_subword_prefix="##",
             show_progress=False)
-        hf.train_from_iterator(_lines(text), trainer)
+        hf.train_from_iterator(text_lines(text), trainer)
         vocab = sorted(hf.get_vocab().items(), key=lambda kv: kv[1])
         tokenizer = cls([t for t, _ in vocab], lowercase, strip_accents, chinese_chars)
         if workdir is not None:
@@ -258,7 +256,7 @@ class ByteLevelBPETokenizer(PipelineTokenizer):
 
     def __init__(self, vocab: dict[str, int], merges: Sequence[tuple[str, str]],
                  add_prefix_space: bool = False):
-        tk = _hf()
+        tk = hf_tokenizers()
         self.vocab, self.merges = dict(vocab), [tuple(m) for m in merges]
         self.add_prefix_space = add_prefix_space
         try:
@@ -304,14 +302,14 @@ class ByteLevelBPETokenizer(PipelineTokenizer):
             add_prefix_space: bool = False, workdir: os.PathLike | str | None = None):
         """A byte-level BPE learnt from `text` by HF's BpeTrainer, with the class's
         FIT_SPECIALS at ids 0, 1, ...; saved to `workdir` if given."""
-        tk = _hf()
+        tk = hf_tokenizers()
         hf = tk.Tokenizer(tk.models.BPE())
         hf.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space)
         trainer = tk.trainers.BpeTrainer(
             vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,
             special_tokens=list(cls.FIT_SPECIALS),
             initial_alphabet=tk.pre_tokenizers.ByteLevel.alphabet())
-        hf.train_from_iterator(_lines(text), trainer)
+        hf.train_from_iterator(text_lines(text), trainer)
         model = json.loads(hf.to_str())["model"]
         merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
         tokenizer = cls(model["vocab"], merges, add_prefix_space)
@@ -350,8 +348,8 @@ class RobertaBPETokenizer(ByteLevelBPETokenizer):
     FIT_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
 
     def _finish(self, hf):
-        tk = _hf()
-        _add_specials(hf, ROBERTA_SPECIALS.values(), lstrip=["<mask>"])
+        tk = hf_tokenizers()
+        add_special_tokens(hf, ROBERTA_SPECIALS.values(), lstrip=["<mask>"])
         self._set_pipeline(hf, ROBERTA_SPECIALS)
         cls, sep = ROBERTA_SPECIALS["cls"], ROBERTA_SPECIALS["sep"]
         hf.post_processor = tk.processors.RobertaProcessing(
@@ -359,107 +357,5 @@ class RobertaBPETokenizer(ByteLevelBPETokenizer):
             add_prefix_space=self.add_prefix_space)
 
 
-def _albert_normalizers(lowercase: bool, keep_accents: bool) -> list:
-    # ALBERT's own preprocessing (its tokenization.py) before the model's SentencePiece rules.
-    n = _hf().normalizers
-    steps = [n.Replace("``", '"'), n.Replace("''", '"')]
-    if not keep_accents:
-        steps += [n.NFKD(), n.StripAccents()]
-    return steps + ([n.Lowercase()] if lowercase else [])
-
-
-class AlbertSentencePieceTokenizer(PipelineTokenizer):
-    """ALBERT's SentencePiece unigram model, from its `spiece.model`, run as transformers'
-    AlbertTokenizer (fast) runs it: lower-cased, accents stripped, "▁" before each
-    whitespace-separated word; control and user-defined pieces ([CLS], "(", ...) are matched in
-    the raw text first, so "(test)" is "(", "▁test", ")" where SentencePiece itself would give
-    "▁", "(", "test", ")"."""
-
-    kind = "albert_sp"
-    MODEL_FILE = "spiece.model"
-
-    def __init__(self, model_proto: bytes, lowercase: bool = True, keep_accents: bool = False):
-        import sentencepiece as spm
-        from sentencepiece import sentencepiece_model_pb2
-
-        tk = _hf()
-        try:
-            spm.SentencePieceProcessor(model_proto=model_proto)  # validates the proto
-        except (RuntimeError, TypeError) as e:
-            raise ValueError(f"not a SentencePiece model ({e})") from None
-        proto = sentencepiece_model_pb2.ModelProto.FromString(model_proto)
-        if proto.trainer_spec.model_type != proto.trainer_spec.UNIGRAM:
-            raise ValueError("not a unigram SentencePiece model")
-        self.model_proto, self.lowercase, self.keep_accents = model_proto, lowercase, keep_accents
-        pieces = proto.pieces
-        unk = next((i for i, p in enumerate(pieces) if p.type == p.UNKNOWN), None)
-        if unk is None:
-            raise ValueError("the SentencePiece model has no unknown piece")
-        hf = tk.Tokenizer(tk.models.Unigram([(p.piece, p.score) for p in pieces], unk_id=unk,
-                                            byte_fallback=proto.trainer_spec.byte_fallback))
-        steps = _albert_normalizers(lowercase, keep_accents)
-        if proto.normalizer_spec.precompiled_charsmap:
-            steps.append(tk.normalizers.Precompiled(proto.normalizer_spec.precompiled_charsmap))
-        hf.normalizer = tk.normalizers.Sequence(steps)
-        hf.pre_tokenizer = tk.pre_tokenizers.Sequence([
-            tk.pre_tokenizers.WhitespaceSplit(),
-            tk.pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")])
-        hf.decoder = tk.decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
-        _add_specials(hf, [p.piece for p in pieces if p.type in (p.UNKNOWN, p.CONTROL)])
-        hf.add_tokens([tk.AddedToken(p.piece, normalized=False, special=False)
-                       for p in pieces if p.type == p.USER_DEFINED])
-        self._set_pipeline(hf, ALBERT_SPECIALS)
-        hf.post_processor = _bert_template(hf, ALBERT_SPECIALS["cls"], ALBERT_SPECIALS["sep"])
-
-    @classmethod
-    def from_file(cls, path: os.PathLike | str, **options: Any) -> AlbertSentencePieceTokenizer:
-        path = pathlib.Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such file (the SentencePiece model)")
-        try:
-            return cls(path.read_bytes(), **options)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
-
-    @classmethod
-    def fit(cls, text: str | Iterable[str], vocab_size: int = 30000, lowercase: bool = True,
-            keep_accents: bool = False, user_defined_symbols: Sequence[str] = ALBERT_SYMBOLS,
-            workdir: os.PathLike | str | None = None,
-            **trainer_options: Any) -> AlbertSentencePieceTokenizer:
-        """A unigram model learnt from `text` (a string, or lines) with ALBERT's spm_train flags:
-        <pad> 0, <unk> 1, [CLS] 2, [SEP] 3, [MASK] 4, then `user_defined_symbols`. The text is
-        lower-cased and accent-stripped first, as encode will see it."""
-        import sentencepiece as spm
-
-        normalizer = _hf().normalizers.Sequence(_albert_normalizers(lowercase, keep_accents))
-        lines = [normalizer.normalize_str(line) for line in _lines(text) if line.strip()]
-        options = {"vocab_size": vocab_size, "model_type": "unigram", "pad_id": 0, "unk_id": 1,
-                   "bos_id": -1, "eos_id": -1, "control_symbols": ["[CLS]", "[SEP]", "[MASK]"],
-                   "user_defined_symbols": list(user_defined_symbols),
-                   "character_coverage": 0.99995, "hard_vocab_limit": False,
-                   "max_sentence_length": 1 << 16, "num_threads": os.cpu_count() or 1,
-                   "minloglevel": 2, **trainer_options}
-        model = io.BytesIO()
-        try:
-            spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=model,
-                                           **options)
-        except RuntimeError as e:
-            raise ValueError(f"SentencePiece training failed (vocab_size={vocab_size}): {e}") from e
-        tokenizer = cls(model.getvalue(), lowercase=lowercase, keep_accents=keep_accents)
-        if workdir is not None:
-            tokenizer.save(workdir)
-        return tokenizer
-
-    def _config(self, directory):
-        write_atomic(directory / self.MODEL_FILE, self.model_proto)
-        return {"model_file": self.MODEL_FILE, "lowercase": self.lowercase,
-                "keep_accents": self.keep_accents}
-
-    @classmethod
-    def _from_config(cls, config, directory):
-        return cls.from_file(directory / config["model_file"], lowercase=config["lowercase"],
-                             keep_accents=config["keep_accents"])
-
-
-for _cls in (WordPieceTokenizer, RobertaBPETokenizer, AlbertSentencePieceTokenizer):
+for _cls in (WordPieceTokenizer, RobertaBPETokenizer):
     TOKENIZERS[_cls.kind] = _cls

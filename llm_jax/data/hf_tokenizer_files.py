@@ -10,7 +10,8 @@ gives the same ids.
 import json
 import os
 
-from llm_jax.data.bert_tokenizers import AlbertSentencePieceTokenizer, RobertaBPETokenizer, WordPieceTokenizer
+from llm_jax.data.albert_tokenizer import AlbertSentencePieceTokenizer
+from llm_jax.data.bert_tokenizers import RobertaBPETokenizer, WordPieceTokenizer
 from llm_jax.data.gpt2_tokenizer import GPT2BPETokenizer
 
 TOKENIZER_CONFIG = "tokenizer_config.json"

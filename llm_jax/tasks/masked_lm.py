@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from llm_jax.data import albert_tokenizer as albert
 from llm_jax.data import bert_tokenizers as bt
 from llm_jax.data import data_record
 from llm_jax.data.mlm_batches import MASKINGS, Masker, MLMBatches, eval_batches, word_start_table
@@ -56,7 +57,7 @@ TOKENIZER_KINDS = {
                   ("tokenizers/bert-base-uncased/vocab.txt",)),
     "roberta_bpe": (bt.RobertaBPETokenizer, bt.ROBERTA_SPECIALS["unk"],
                     ("tokenizers/gpt2/encoder.json", "tokenizers/gpt2/vocab.bpe")),
-    "albert_sp": (bt.AlbertSentencePieceTokenizer, bt.ALBERT_SPECIALS["unk"], ()),
+    "albert_sp": (albert.AlbertSentencePieceTokenizer, albert.ALBERT_SPECIALS["unk"], ()),
 }
 EVAL_SEED = 0  # eval instances and masks are the same whatever the training seed
 _PAIRS = 4     # second word of the pair-drawing generators' seeds

@@ -158,11 +158,7 @@ def test_bad_directories_get_one_line_naming_file_and_tensor(tmp_path):
 
 def fitted_tokenizer(family):
     """A small vocabulary of the family's kind, learnt from made-up text."""
-    from llm_jax.data.bert_tokenizers import (
-        AlbertSentencePieceTokenizer,
-        RobertaBPETokenizer,
-        WordPieceTokenizer,
-    )
+    from llm_jax.data import AlbertSentencePieceTokenizer, RobertaBPETokenizer, WordPieceTokenizer
 
     rng = np.random.default_rng(0)
     words = ["".join(rng.choice(list("abcdefghij"), rng.integers(2, 7))) for _ in range(60)]
