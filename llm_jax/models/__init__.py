@@ -1,4 +1,4 @@
-from llm_jax.models import bert, elmo, gpt, ngram, rnn_lm, seq2seq, word2vec
+from llm_jax.models import bert, elmo, finetune, gpt, ngram, rnn_lm, seq2seq, word2vec
 
 # name -> (module class, default_config() listing every field it reads)
 MODELS = {"gpt": (gpt.GPT, gpt.default_config),
@@ -7,7 +7,8 @@ MODELS = {"gpt": (gpt.GPT, gpt.default_config),
           "ngram": (ngram.NGramLM, ngram.default_config),
           "word2vec": (word2vec.Word2Vec, word2vec.default_config),
           "transformer": (seq2seq.Transformer, seq2seq.default_config),
-          "bert": (bert.Bert, bert.default_config)}
+          "bert": (bert.Bert, bert.default_config),
+          "finetune": (finetune.FineTuned, finetune.default_config)}
 
 
 def build_model(cfg, *, rngs):

@@ -1,5 +1,6 @@
 from llm_jax.tasks.bilm import BiLM
 from llm_jax.tasks.causal_lm import CausalLM
+from llm_jax.tasks.glue import Glue
 from llm_jax.tasks.masked_lm import MaskedLM
 from llm_jax.tasks.ngram_lm import NGramLMTask
 from llm_jax.tasks.seq2seq import Seq2Seq
@@ -9,7 +10,7 @@ from llm_jax.tasks.word2vec import Word2VecTask
 # name -> task class; the class's default_config() lists every `config.task` field it reads.
 TASKS = {"causal_lm": CausalLM, "stream_lm": StreamLM, "bilm": BiLM,
          "ngram_lm": NGramLMTask, "word2vec": Word2VecTask, "seq2seq": Seq2Seq,
-         "masked_lm": MaskedLM}
+         "masked_lm": MaskedLM, "glue": Glue}
 
 
 def task_class(name):

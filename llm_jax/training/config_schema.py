@@ -20,6 +20,9 @@ def default_config(model: str = "gpt", task: str = "causal_lm") -> ml_collection
     # A workdir or checkpoints/<step> dir: a fresh run copies every parameter whose path and
     # shape match from it (training/init_from.py); ignored when resuming.
     c.init_from = ""
+    # With init_from: source parameter P is loaded into PREFIX/P ("backbone": a pre-trained
+    # bert run into the backbone of a model.name="finetune" model); "": the same paths.
+    c.init_from_prefix = ""
     # model.dtype="bfloat16" with param_dtype="float32" is mixed precision: bfloat16
     # activations, float32 parameters and optimizer state (the GPU configs' default).
     c.model = default_model_config(model)
@@ -107,6 +110,10 @@ def check_config(config):
     if t.get("grad_accum", 1) >= 1 and t.batch_size % t.get("grad_accum", 1):
         errors.append(f"config.train.batch_size={t.batch_size} is not divisible by "
                       f"config.train.grad_accum={t.grad_accum}")
+    if config.get("init_from_prefix") and not config.get("init_from"):
+        errors.append(f"config.init_from_prefix={config.init_from_prefix!r} without "
+                      "config.init_from: nothing would be loaded; set config.init_from to the "
+                      "pre-trained workdir")
     if config.get("seed", 0) < 0:  # numpy's generators reject negative seeds only much later
         errors.append(f"config.seed={config.seed} must be >= 0")
     if not o.get("lr", 1.0) > 0:  # `not >` also catches NaN

@@ -108,7 +108,8 @@ class Experiment:
                 raise CheckpointMismatch(f"{e}{fields}; nothing in {self.workdir} was changed") from None
         state = self.spec.init()
         if self.config.init_from:
-            state = init_state_from(state, self.config.init_from, self.workdir)
+            state = init_state_from(state, self.config.init_from, self.workdir,
+                                    prefix=self.config.get("init_from_prefix", ""))
         return state, None
 
     def put_batch(self, batch):

@@ -3,6 +3,9 @@ model, or swapping a head.
 
 Every parameter whose path and shape match is copied (cast to the new model's dtype); the rest
 keep their fresh initialisation, and init_from.json in the new workdir lists which is which.
+With `config.init_from_prefix` a source path P is matched to the target path PREFIX/P: a
+pre-trained `bert` run's "embed/table" fills a fine-tuning model's "backbone/embed/table"
+(models/finetune.py), and the head, outside the prefix, stays fresh.
 The source is read without its config: the parameter tree comes from the checkpoint's own
 Orbax metadata, and only the `params` subtree is restored, not the optimizer state.
 """
@@ -31,16 +34,23 @@ def _cast_like(source, target):
     return value
 
 
-def load_matching(target_params, source_params):
+def normalise_prefix(prefix) -> str:
+    """The prefix without slashes at its ends ("/backbone/" -> "backbone"); "" for none."""
+    return str(prefix or "").strip("/")
+
+
+def load_matching(target_params, source_params, prefix=""):
     """(params, report): `target_params` with every leaf of the same path and shape in
-    `source_params` replaced by the source's value, cast to the target's dtype.
+    `source_params` replaced by the source's value, cast to the target's dtype; with `prefix`,
+    source path P is matched to target path PREFIX/P.
 
     Paths are "/"-joined keys, so a source restored with string keys ("cells/0") matches a
     target with integer ones. report = {"loaded": [path], "new": [path in the target only or
-    of another shape], "left_out": [path in the source only], "mismatched": [(path, source
-    shape, target shape)]}.
+    of another shape], "left_out": [path in the source only, as the source names it],
+    "mismatched": [(path, source shape, target shape)]}; the other lists hold target paths.
     """
-    source = _flat(source_params)
+    prefix = normalise_prefix(prefix)
+    source = {f"{prefix}/{k}" if prefix else k: x for k, x in _flat(source_params).items()}
     leaves, treedef = jax.tree_util.tree_flatten_with_path(target_params)
     report = {"loaded": [], "new": [], "left_out": [], "mismatched": []}
     out = []
@@ -56,7 +66,8 @@ def load_matching(target_params, source_params):
         report["new"].append(key)
         out.append(target)
     targets = {path_str(p) for p, _ in leaves}
-    report["left_out"] = [k for k in source if k not in targets]
+    cut = len(prefix) + 1 if prefix else 0
+    report["left_out"] = [k[cut:] for k in source if k not in targets]
     return jax.tree_util.tree_unflatten(treedef, out), report
 
 
@@ -113,7 +124,7 @@ def read_source_params(path) -> dict:
     return restored["state"]["params"]
 
 
-def summary_line(report, source="") -> str:
+def summary_line(report, source="", prefix="") -> str:
     def names(key, limit=3):
         items = [m[0] if isinstance(m, (tuple, list)) else m for m in report[key]]
         more = f", ... (+{len(items) - limit})" if len(items) > limit else ""
@@ -121,15 +132,19 @@ def summary_line(report, source="") -> str:
 
     total = len(report["loaded"]) + len(report["new"])
     src = f" from {source}" if source else ""
+    if normalise_prefix(prefix):
+        src += f" into {normalise_prefix(prefix)}/"
     return (f"init_from: loaded {len(report['loaded'])}/{total} parameters{src}; "
             f"{len(report['new'])} fresh{names('new')}, {len(report['mismatched'])} of another "
             f"shape{names('mismatched')}, {len(report['left_out'])} left out{names('left_out')}")
 
 
-def write_report(report, workdir, source="") -> str:
-    """Writes WORKDIR/init_from.json (the report, its source and a summary); returns the summary."""
-    line = summary_line(report, source)
-    doc = {"source": str(source), "summary": line, **{k: report[k] for k in report}}
+def write_report(report, workdir, source="", prefix="") -> str:
+    """Writes WORKDIR/init_from.json (the report, its source, the prefix and a summary);
+    returns the summary."""
+    line = summary_line(report, source, prefix)
+    doc = {"source": str(source), "prefix": normalise_prefix(prefix), "summary": line,
+           **{k: report[k] for k in report}}
     doc["mismatched"] = [{"path": p, "source_shape": list(s), "target_shape": list(t)}
                          for p, s, t in report["mismatched"]]
     path = os.path.join(workdir, REPORT_FILE)
@@ -139,17 +154,19 @@ def write_report(report, workdir, source="") -> str:
     return line
 
 
-def init_state_from(state: dict, source, workdir) -> dict:
+def init_state_from(state: dict, source, workdir, prefix="") -> dict:
     """A fresh train state with its params loaded from `source` where they match (see
-    load_matching); writes the report and prints its summary.
+    load_matching; `prefix`: config.init_from_prefix); writes the report and prints its summary.
 
     The optimizer state is kept: AdamW/SGD state (zero moments, a zero count) does not depend
     on the parameters' values.
     """
-    params, report = load_matching(state["params"], read_source_params(source))
+    prefix = normalise_prefix(prefix)
+    params, report = load_matching(state["params"], read_source_params(source), prefix)
     if not report["loaded"]:
+        into = f" under config.init_from_prefix={prefix!r}" if prefix else ""
         raise ValueError(f"config.init_from={source!r}: no parameter matches the model by path "
-                         f"and shape (source has {report['left_out'][:3]}..., model has "
+                         f"and shape{into} (source has {report['left_out'][:3]}..., model has "
                          f"{report['new'][:3]}...)")
-    print(write_report(report, workdir, source), flush=True)
+    print(write_report(report, workdir, source, prefix), flush=True)
     return {**state, "params": params}

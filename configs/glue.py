@@ -1,0 +1,89 @@
+"""GLUE fine-tuning of BERT-mini, pre-trained by configs/bert_wikitext2.py:mini, and the same
+model trained from scratch.
+
+    python -m llm_jax train --config=configs/bert_wikitext2.py:mini --workdir=runs/bert_mini
+    python -m llm_jax train --config=configs/glue.py:bert_mini,cola \
+        --config.init_from=runs/bert_mini --workdir=runs/glue_cola_bert_mini
+    python -m llm_jax train --config=configs/glue.py:scratch,cola --workdir=runs/glue_cola_scratch
+
+The argument is VARIANT[,TASK], TASK one of sst2 (the default), cola, mrpc, stsb, rte, wnli,
+qnli (QNLI's train.tsv is not in the shared data directory: give task.train_file).
+  bert_mini: model.name="finetune", the backbone exactly bert_wikitext2.py:mini's model (BERT-mini,
+             Turc et al. 2019: 4 layers, 256 wide, 4 heads, FFN 1024; max_len 512, so that every
+             pre-trained tensor, the position table included, has its shape), loaded from
+             --config.init_from into "backbone/" (init_from_prefix); the pre-trained run's
+             WordPiece vocabulary is read from its workdir. A classification head on the
+             pooled [CLS] (one score for STS-B), with BERT's fine-tuning recipe (Devlin et
+             al. 2019, section 4 and appendix A.3): AdamW (weight decay 0.01, beta2 0.999,
+             eps 1e-6), batch 32, 3 epochs, linear warm-up over the first 10% of steps and
+             linear decay to 0, dropout 0.1, sequences of 128 tokens. The learning rate is
+             5e-5, the top of BERT's grid {2, 3, 4, 5}e-5: the small BERTs of Turc et al.
+             fine-tune best at the larger rates of their grid (up to 1e-4), a 4-layer model
+             taking less harm from large steps than BERT-base, and a model pre-trained for
+             only 2,000 steps has further to move. The best checkpoint by the dev set's GLUE
+             metric (eval/glue_score: Matthews correlation for CoLA, F1/accuracy mean for MRPC,
+             Pearson/Spearman mean for STS-B, accuracy otherwise) is kept in
+             checkpoints_best/; every eval scores the whole dev set.
+  scratch:   the same model, data and recipe with no init_from: the from-scratch baseline
+             (the shared bert-base-uncased vocabulary, as mini's pre-training used). Only the
+             initialisation differs; a fair baseline may want its own learning rate
+             (--config.optimizer.lr).
+  tiny:      a seconds-long smoke run for tests (2 layers, 32 wide, 50 steps of 16 rows; point
+             task.train_file / eval_file at small TSVs).
+
+warm-up steps are 10% of the steps of the full training split (TRAIN_SIZES, the counts of
+GLUE's files); with task.train_examples or another task.train_file, set
+--config.optimizer.warmup_steps to match.
+"""
+
+import math
+
+from llm_jax.data.glue_data import LABEL_NAMES, TASKS
+from llm_jax.models import bert
+from llm_jax.training.config_schema import default_config
+
+VARIANTS = ("bert_mini", "scratch", "tiny")
+# training examples of GLUE's train.tsv files (QNLI's: GLUE's 2019 version)
+TRAIN_SIZES = {"cola": 8551, "sst2": 67349, "mrpc": 3668, "stsb": 5749, "rte": 2490,
+               "wnli": 635, "qnli": 104743}
+EPOCHS, BATCH, WARMUP = 3, 32, 0.1
+
+
+def get_config(arg=None):
+    variant, _, task = (arg or "bert_mini").partition(",")
+    task = task or "sst2"
+    if variant not in VARIANTS:
+        raise ValueError(f"configs/glue.py:{arg}: unknown variant {variant!r}; expected one of "
+                         f"{VARIANTS}")
+    if task not in TASKS:
+        raise ValueError(f"configs/glue.py:{arg}: unknown GLUE task {task!r}; expected one of "
+                         f"{TASKS}")
+    c = default_config("finetune", "glue")
+    c.model.backbone.update(bert.size_config("bert_mini"))
+    c.model.backbone.update(vocab_size=0)  # the tokenizer's
+    labels = LABEL_NAMES[task]
+    c.model.update(head="classification", num_labels=1 if labels is None else len(labels),
+                   head_dropout=0.1, vocab_size=0)
+    c.task.update(glue_task=task)
+    c.data.update(tokenizer="wordpiece", vocab_file="", seq_len=128, train_split="train",
+                  eval_split="valid", test_split="")
+    steps = math.ceil(EPOCHS * TRAIN_SIZES[task] / BATCH)
+    c.optimizer.update(name="adamw", lr=5e-5, min_lr=0.0, schedule="linear",
+                       warmup_steps=round(WARMUP * steps), b1=0.9, b2=0.999, eps=1e-6,
+                       weight_decay=0.01, grad_clip=1.0)
+    # eval_batches covers any GLUE dev set (QNLI's 5,463 rows are 171 batches): every eval
+    # reads the whole split, as the GLUE metric does
+    c.train.update(epochs=EPOCHS, batch_size=BATCH, log_every=50, eval_every=500,
+                   eval_batches=1000, checkpoint_every=1000, best_metric="eval/glue_score",
+                   best_mode="max")
+    if variant == "bert_mini":
+        c.init_from_prefix = "backbone"  # with --config.init_from=PRE-TRAINED WORKDIR
+    elif variant == "tiny":
+        c.model.backbone.update(num_layers=2, embed_dim=32, num_heads=2, mlp_dim=64, max_len=64,
+                                dropout_rate=0.0, attention_dropout=0.0)
+        c.model.head_dropout = 0.0
+        c.data.update(seq_len=16)
+        c.optimizer.update(lr=1e-2, warmup_steps=3)
+        c.train.update(epochs=0, steps=50, batch_size=16, log_every=5, eval_every=10,
+                       eval_batches=2, checkpoint_every=25, progress_bar=False)
+    return c

@@ -1,0 +1,375 @@
+"""GLUE fine-tuning (Wang et al., 2019): SST-2, CoLA, MRPC, STS-B, RTE, WNLI and QNLI with a
+`finetune` model (models/finetune.py) whose head is "classification".
+
+Data: `config.task.glue_task`'s TSV files as GLUE's download script writes them, read by
+data/glue_data.py from $LLM_JAX_DATA_DIR/glue/<Task>/ (`data.train_split`, `eval_split`,
+`test_split`: "train", "valid" = dev, "test"), or from a user's files with the same columns
+(`task.train_file`, `eval_file`, `test_file`). Each file is recorded in WORKDIR/data_files.json
+as "glue.<split>". Sentences and pairs are encoded by the BERT-family tokenizer as the model
+was pre-trained with it ([CLS] A [SEP] B [SEP], segment ids 0 then 1), truncated longest-first
+to `data.seq_len` tokens and padded to it, so every batch has the same shape.
+
+The tokenizer is, in order: the one this workdir saved (a resumed run); that of the
+`config.init_from` workdir (the pre-trained run's: fine-tuning must read the ids the backbone
+learnt), unless `data.vocab_file` is set, which must then give the same vocabulary; else
+`data.tokenizer` / `data.vocab_file` as for masked_lm (a vocab.txt path, the shared files, or
+"fit" on the training sentences). It is saved in WORKDIR/tokenizer for llm_jax.load.
+
+Training batches are drawn as MLMBatches draws them: epoch e visits every example once in a
+permutation drawn from (seed, e), batches may straddle epochs, and the position is the step,
+so a resumed run sees the batches it would have seen. Eval batches are the split in file
+order, the last one filled with rows of weight 0.
+
+Loss: cross-entropy of the class logits, or for STS-B (num_labels=1) the squared error of the
+score, each a mean over the batch's rows. Metrics: "loss" and (classification) "accuracy" as
+(sum, weight). Every eval also scores the whole eval split with GLUE's official metric
+(evaluation/glue_metrics.py, 0-100), through the trainer's DecodingEvaluator hook, as
+"glue_<name>" (glue_matthews_correlation for CoLA, glue_f1 and glue_accuracy for MRPC,
+glue_pearson and glue_spearmanr for STS-B, glue_accuracy for the rest: prefixed so that
+GLUE's accuracy, 0-100 over the whole split, is never confused with the batch metric
+"accuracy", 0-1) and "glue_score", the one number the leaderboard shows for the task (the
+combined score where there are two). `train.best_metric="eval/glue_score"` therefore selects
+the best checkpoint by the dev metric for any GLUE task. The whole split is scored even at
+periodic evaluations (GLUE's dev sets are small: 5.5k examples at most), so that the values
+the best checkpoint is chosen by are comparable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import warnings
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from llm_jax.data import data_record
+from llm_jax.data.bert_tokenizers import PipelineTokenizer
+from llm_jax.data.glue_data import LABEL_NAMES, glue_task, read_glue
+from llm_jax.data.text_files import TextSlice
+from llm_jax.data.token_cache import tokenizer_fingerprint
+from llm_jax.data.tokenizers import load_tokenizer
+from llm_jax.evaluation.glue_metrics import glue_metrics
+from llm_jax.ops.losses import cross_entropy_sums, weighted_sum
+from llm_jax.tasks.causal_lm import TOKENIZER_DIR
+from llm_jax.tasks.masked_lm import TOKENIZER_KINDS, read_tokenizer
+from llm_jax.tasks.protocols import NUM_TOKENS, mean_metric
+
+SUBSET_SEED = 0  # task.train_examples draws the same subset whatever the training seed
+_ORDER = 1       # second word of the epoch permutations' seeds
+_ENCODE_CHUNK = 4096  # examples tokenised at once (bounds the tokenizer's offsets arrays)
+
+
+@dataclasses.dataclass
+class GlueExamples:
+    """One split, encoded: what `split_tokens` returns and eval_batches / predict read."""
+    name: str            # the split as config.data names it
+    path: str            # the TSV it came from
+    input_ids: np.ndarray    # int32 [N, T], padded
+    segment_ids: np.ndarray  # int8 [N, T]
+    lengths: np.ndarray      # int32 [N], real tokens per row
+    labels: np.ndarray | None  # int32 class ids or float32 scores [N]; None: unlabelled
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def require_labels(self) -> None:
+        if self.labels is None:
+            raise ValueError(f"{self.path} (split {self.name!r}) has no labels (GLUE's test.tsv): "
+                             "it can be predicted but not scored")
+
+    def rows(self, index, real=None, *, labelled=True) -> dict:
+        """The batch of rows `index` (weight 0 where `real` is False)."""
+        if labelled:
+            self.require_labels()
+        T = self.input_ids.shape[1]
+        batch = {"input_ids": self.input_ids[index],
+                 "segment_ids": self.segment_ids[index].astype(np.int32),
+                 "mask": np.arange(T)[None, :] < self.lengths[index][:, None],
+                 "weights": (np.ones(len(index), np.float32) if real is None
+                             else np.asarray(real, np.float32))}
+        if self.labels is not None:
+            batch["labels"] = self.labels[index]
+        return batch
+
+
+def padded_batches(examples: GlueExamples, batch_size: int, max_batches=None, *,
+                   labelled=True):
+    """Every row once, in order, in batches of exactly `batch_size` rows; the last batch is
+    filled with copies of row 0 of weight 0."""
+    steps = math.ceil(len(examples) / batch_size)
+    if max_batches is not None:
+        steps = min(steps, int(max_batches))
+    for s in range(steps):
+        index = np.arange(s * batch_size, (s + 1) * batch_size)
+        real = index < len(examples)
+        yield examples.rows(np.where(real, index, 0), real, labelled=labelled)
+
+
+class ExampleBatches:
+    """Endless training batches of `batch_size` rows (the Batches protocol)."""
+
+    def __init__(self, examples: GlueExamples, *, batch_size: int, seed: int):
+        if not len(examples):
+            raise ValueError(f"{examples.path}: the training split has no example")
+        self.examples, self.B, self.seed = examples, int(batch_size), int(seed)
+        self.num_examples = len(examples)
+        self.steps_per_epoch = self.num_examples / self.B
+        self._orders: dict[int, np.ndarray] = {}
+        self._step = 0
+
+    def order(self, epoch: int) -> np.ndarray:
+        if epoch not in self._orders:
+            rng = np.random.default_rng([self.seed, _ORDER, epoch])
+            self._orders[epoch] = rng.permutation(self.num_examples)
+            for old in [e for e in self._orders if e < epoch - 1]:
+                del self._orders[old]
+        return self._orders[epoch]
+
+    def batch(self, step: int) -> dict:
+        """Batch number `step` (0-based), without moving the iterator."""
+        g = int(step) * self.B + np.arange(self.B)
+        epochs, within = np.divmod(g, self.num_examples)
+        index = np.empty(self.B, np.int64)
+        for e in np.unique(epochs):
+            index[epochs == e] = self.order(int(e))[within[epochs == e]]
+        return self.examples.rows(index)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        batch = self.batch(self._step)
+        self._step += 1
+        return batch
+
+    def _settings(self) -> dict:
+        return {"seed": self.seed, "batch_size": self.B, "num_examples": self.num_examples}
+
+    def get_state(self) -> dict:
+        return {"step": self._step, "epoch": self._step * self.B // self.num_examples,
+                **self._settings()}
+
+    def set_state(self, state: dict) -> None:
+        for key, value in self._settings().items():
+            if key in state and state[key] != value:
+                raise ValueError(f"Data state field `{key}` is {state[key]!r}, but this pipeline "
+                                 f"has {key}={value!r}; a position can only be restored into "
+                                 "the same data pipeline.")
+        if "step" not in state:
+            raise ValueError(f"Data state {state!r} has no field `step`.")
+        self._step = int(state["step"])
+
+
+def pretrained_tokenizer_dir(init_from: str) -> str | None:
+    """WORKDIR/tokenizer of an init_from path (a workdir, its checkpoints/ or a step dir)."""
+    p = os.path.abspath(os.path.expanduser(str(init_from)))
+    if os.path.basename(p).isdigit():  # WORKDIR/checkpoints/<step>
+        p = os.path.dirname(p)
+    if os.path.basename(p) == "checkpoints":
+        p = os.path.dirname(p)
+    candidate = os.path.join(p, TOKENIZER_DIR)
+    return candidate if os.path.isfile(os.path.join(candidate, "tokenizer.json")) else None
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "regression"))
+def _predict_batch(graphdef, state, input_ids, segment_ids, mask, regression: bool):
+    logits = nnx.merge(graphdef, state)(input_ids, segment_ids, mask)["logits"]
+    return logits[:, 0] if regression else jnp.argmax(logits, -1)
+
+
+class Glue:
+    reports_token_nll = False
+
+    @staticmethod
+    def default_config() -> ml_collections.ConfigDict:
+        return ml_collections.ConfigDict(dict(
+            name="glue",
+            glue_task="sst2",   # sst2 | cola | mrpc | stsb | rte | wnli | qnli
+            train_file="",      # "": $LLM_JAX_DATA_DIR/glue/<Task>/train.tsv; or a user's TSV
+            eval_file="",       # "": .../dev.tsv (data.eval_split)
+            test_file="",       # "": .../test.tsv (data.test_split, `eval --split`)
+            train_examples=0,   # > 0: a fixed random subset of this many training examples
+            eval_examples=0,    # > 0: the eval split's first this many examples
+        ))
+
+    def __init__(self, config, workdir: str):
+        c, d, m = config.task, config.data, config.model
+        self.cfg, self.data_cfg, self.workdir = c, d, workdir
+        self.task = glue_task(c.glue_task)
+        self.regression = LABEL_NAMES[self.task] is None
+        if m.get("name") != "finetune" or m.get("head") != "classification":
+            raise ValueError(f"config.task.name='glue' fine-tunes model.name='finetune' with "
+                             f"model.head='classification', got model.name={m.get('name')!r}, "
+                             f"head={m.get('head')!r}")
+        want = 1 if self.regression else len(LABEL_NAMES[self.task])
+        if m.num_labels != want:
+            what = "a regression: one score" if self.regression else f"{want} classes"
+            raise ValueError(f"config.task.glue_task={self.task!r} is {what}: set "
+                             f"config.model.num_labels={want} (got {m.num_labels})")
+        if d.tokenizer not in TOKENIZER_KINDS:
+            raise ValueError(f"config.data.tokenizer={d.tokenizer!r}: the glue task encodes "
+                             f"pairs with a BERT-family tokenizer, one of {sorted(TOKENIZER_KINDS)}")
+        b = m.backbone
+        self.max_len = int(d.seq_len)
+        last = self.max_len + (b.get("pad_position", 1) + 1
+                               if b.get("position_ids") == "cumsum_mask" else 0)
+        if last > b.get("max_len", last):
+            raise ValueError(f"config.data.seq_len={d.seq_len} needs positions up to {last - 1}: "
+                             f"raise config.model.backbone.max_len={b.max_len}")
+        self.type_vocab_size = int(b.get("type_vocab_size", 2))
+        self.batch_size = int(config.train.batch_size)
+        self._splits: dict[str, GlueExamples] = {}
+        self._raw: dict[str, object] = {}
+        self.tokenizer = self._tokenizer(config.get("init_from", ""))
+        self.valid = self.split_tokens(d.eval_split)
+
+    @property
+    def train(self) -> GlueExamples:
+        """Read when training needs it: a workdir is evaluated without its training file
+        (QNLI's train.tsv is not in the shared data directory)."""
+        return self.split_tokens(self.data_cfg.train_split)
+
+    # -- data --------------------------------------------------------------------------
+
+    def _file(self, split: str) -> str | None:
+        d, c = self.data_cfg, self.cfg
+        for role, field in ((d.train_split, "train_file"), (d.eval_split, "eval_file"),
+                            (d.test_split, "test_file")):
+            if split == role and c[field]:
+                return c[field]
+        return None
+
+    def _read(self, split: str):
+        if split not in self._raw:
+            raw = read_glue(self.task, split, path=self._file(split), encoding=self.data_cfg.encoding)
+            if self.workdir is not None:  # traced in WORKDIR/data_files.json, checked on re-reads
+                data_record.record_split(self.workdir, f"glue.{raw.split}",
+                                         TextSlice(raw.path, self.data_cfg.encoding))
+            self._raw[split] = raw
+        return self._raw[split]
+
+    def _tokenizer(self, init_from: str):
+        tok_dir = os.path.join(self.workdir, TOKENIZER_DIR)
+        if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
+            return load_tokenizer(tok_dir)
+        d = self.data_cfg
+        pre_dir = pretrained_tokenizer_dir(init_from) if init_from else None
+        pre = load_tokenizer(pre_dir) if pre_dir else None
+
+        def sentences():
+            raw = self._read(d.train_split)
+            return raw.text_a + (raw.text_b or [])
+
+        if pre is not None and not d.vocab_file:
+            tokenizer = pre
+        else:
+            tokenizer = read_tokenizer(d, sentences)
+            if pre is not None and tokenizer_fingerprint(pre) != tokenizer_fingerprint(tokenizer):
+                raise ValueError(f"config.data.vocab_file={d.vocab_file!r} gives another "
+                                 f"vocabulary than the pre-trained run's ({pre_dir}); leave it "
+                                 "empty to fine-tune with that one")
+        if getattr(tokenizer, "kind", "") != d.tokenizer or not isinstance(tokenizer,
+                                                                           PipelineTokenizer):
+            raise ValueError(f"config.data.tokenizer={d.tokenizer!r}, but the tokenizer of "
+                             f"{pre_dir or tok_dir} is {getattr(tokenizer, 'kind', '?')!r}")
+        tokenizer.save(tok_dir)
+        return tokenizer
+
+    def _encode(self, raw, text_a, text_b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n, T = len(text_a), self.max_len
+        ids = np.zeros((n, T), np.int32)
+        seg = np.zeros((n, T), np.int8)
+        lengths = np.zeros(n, np.int32)
+        for start in range(0, n, _ENCODE_CHUNK):
+            end = min(start + _ENCODE_CHUNK, n)
+            pairs = None if text_b is None else text_b[start:end]
+            enc = self.tokenizer.encode_batch(text_a[start:end], pairs, max_length=T, pad_to=T)
+            ids[start:end], seg[start:end] = enc["input_ids"], enc["segment_ids"]
+            lengths[start:end] = enc["mask"].sum(1)
+        if n and int(seg.max()) >= self.type_vocab_size:
+            raise ValueError(f"{raw.path}: the tokenizer gives segment ids up to {int(seg.max())}"
+                             f" for {self.task}'s pairs: set config.model.backbone."
+                             f"type_vocab_size >= {int(seg.max()) + 1}")
+        return ids, seg, lengths
+
+    def split_tokens(self, split: str) -> GlueExamples:
+        """The split, encoded (train: task.train_examples' subset; eval: eval_examples')."""
+        if split not in self._splits:
+            raw = self._read(split)
+            index = np.arange(len(raw))
+            c, d = self.cfg, self.data_cfg
+            if split == d.train_split and 0 < c.train_examples < len(raw):
+                rng = np.random.default_rng(SUBSET_SEED)
+                index = np.sort(rng.choice(len(raw), c.train_examples, replace=False))
+            elif split == d.eval_split and c.eval_examples > 0:
+                index = index[:c.eval_examples]
+            text_a = [raw.text_a[i] for i in index]
+            text_b = None if raw.text_b is None else [raw.text_b[i] for i in index]
+            labels = None
+            if raw.labels is not None:
+                labels = np.asarray(raw.labels, np.float32 if self.regression else np.int32)[index]
+            self._splits[split] = GlueExamples(split, str(raw.path),
+                                               *self._encode(raw, text_a, text_b), labels)
+        return self._splits[split]
+
+    @staticmethod
+    def saved_tokenizer(config, workdir: str):
+        return load_tokenizer(os.path.join(workdir, TOKENIZER_DIR))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
+
+    def train_batches(self, batch_size: int, seed: int) -> ExampleBatches:
+        return ExampleBatches(self.train, batch_size=batch_size, seed=seed)
+
+    def eval_batches(self, batch_size: int, max_batches=None, tokens=None):
+        return padded_batches(self.valid if tokens is None else tokens, batch_size, max_batches)
+
+    # -- loss and metrics --------------------------------------------------------------
+
+    def loss(self, model, batch, dropout_key=None):
+        """(mean over real rows of the cross-entropy or squared error, metrics)."""
+        logits = model(batch["input_ids"], batch["segment_ids"], batch["mask"],
+                       dropout_key=dropout_key)["logits"]
+        w_B, labels_B = batch["weights"], batch["labels"]
+        n_tokens = jnp.sum(batch["mask"] & (w_B[:, None] > 0)).astype(jnp.float32)
+        if self.regression:
+            se_sum = weighted_sum(jnp.square(logits[:, 0] - labels_B.astype(jnp.float32)), w_B)
+            n = jnp.sum(w_B)
+            return se_sum / jnp.maximum(n, jnp.finfo(jnp.float32).tiny), {
+                "loss": (se_sum, n), NUM_TOKENS: n_tokens}
+        _, nll_sum, n = cross_entropy_sums(logits, labels_B, weights=w_B)
+        correct_B = (jnp.argmax(logits, -1) == labels_B).astype(jnp.float32)
+        return nll_sum / jnp.maximum(n, jnp.finfo(jnp.float32).tiny), {
+            "loss": (nll_sum, n), "accuracy": mean_metric(correct_B, w_B), NUM_TOKENS: n_tokens}
+
+    def predict(self, model, examples: GlueExamples) -> np.ndarray:
+        """Class ids (int) or STS-B scores (float) of every row of `examples`, in order."""
+        graphdef, state = nnx.split(model)
+        out = []
+        for batch in padded_batches(examples, self.batch_size, labelled=False):
+            p = _predict_batch(graphdef, state, batch["input_ids"], batch["segment_ids"],
+                               batch["mask"], regression=self.regression)
+            out.append(np.asarray(p)[batch["weights"] > 0])
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def decode_metrics(self, model, tokens=None, *, final: bool) -> dict:
+        """GLUE's metrics of the whole split (`final` or not: see the module docstring)."""
+        examples = self.valid if tokens is None else tokens
+        examples.require_labels()
+        with warnings.catch_warnings():  # scipy warns about a constant prediction
+            warnings.simplefilter("ignore")
+            scores = glue_metrics(self.task, self.predict(model, examples), examples.labels)
+        # A constant prediction (early in training) has no correlation: 0, not NaN, so that
+        # best-checkpoint selection can still compare it.
+        scores = {k: 0.0 if math.isnan(v) else v for k, v in scores.items()}
+        out = {f"glue_{k}": v for k, v in scores.items()}
+        out["glue_score"] = scores.get("combined_score", next(iter(scores.values())))
+        return out
