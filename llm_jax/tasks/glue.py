@@ -9,16 +9,11 @@ as "glue.<split>". Sentences and pairs are encoded by the BERT-family tokenizer 
 was pre-trained with it ([CLS] A [SEP] B [SEP], segment ids 0 then 1), truncated longest-first
 to `data.seq_len` tokens and padded to it, so every batch has the same shape.
 
-The tokenizer is, in order: the one this workdir saved (a resumed run); that of the
-`config.init_from` workdir (the pre-trained run's: fine-tuning must read the ids the backbone
-learnt), unless `data.vocab_file` is set, which must then give the same vocabulary; else
-`data.tokenizer` / `data.vocab_file` as for masked_lm (a vocab.txt path, the shared files, or
-"fit" on the training sentences). It is saved in WORKDIR/tokenizer for llm_jax.load.
+The tokenizer is the pre-trained run's (tasks/finetune_inputs.py), saved in WORKDIR/tokenizer.
 
-Training batches are drawn as MLMBatches draws them: epoch e visits every example once in a
-permutation drawn from (seed, e), batches may straddle epochs, and the position is the step,
-so a resumed run sees the batches it would have seen. Eval batches are the split in file
-order, the last one filled with rows of weight 0.
+Training batches are data/example_batches.ExampleBatches (a seeded, resumable order; epoch e
+a permutation drawn from (seed, e)); eval batches are the split in file order, the last one
+filled with rows of weight 0 (padded_batches).
 
 Loss: cross-entropy of the class logits, or for STS-B (num_labels=1) the squared error of the
 score, each a mean over the batch's rows. Metrics: "loss" and (classification) "accuracy" as
@@ -49,19 +44,22 @@ import numpy as np
 from flax import nnx
 
 from llm_jax.data import data_record
-from llm_jax.data.bert_tokenizers import PipelineTokenizer
+from llm_jax.data.example_batches import ExampleBatches, padded_batches
 from llm_jax.data.glue_data import LABEL_NAMES, glue_task, read_glue
 from llm_jax.data.text_files import TextSlice
-from llm_jax.data.token_cache import tokenizer_fingerprint
 from llm_jax.data.tokenizers import load_tokenizer
 from llm_jax.evaluation.glue_metrics import glue_metrics
 from llm_jax.ops.losses import cross_entropy_sums, weighted_sum
 from llm_jax.tasks.causal_lm import TOKENIZER_DIR
-from llm_jax.tasks.masked_lm import TOKENIZER_KINDS, read_tokenizer
+from llm_jax.tasks.finetune_inputs import (
+    check_seq_len,
+    finetune_tokenizer,
+    pretrained_tokenizer_dir,  # noqa: F401 (its old home)
+)
+from llm_jax.tasks.masked_lm import TOKENIZER_KINDS
 from llm_jax.tasks.protocols import NUM_TOKENS, mean_metric
 
 SUBSET_SEED = 0  # task.train_examples draws the same subset whatever the training seed
-_ORDER = 1       # second word of the epoch permutations' seeds
 _ENCODE_CHUNK = 4096  # examples tokenised at once (bounds the tokenizer's offsets arrays)
 
 
@@ -96,85 +94,6 @@ class GlueExamples:
         if self.labels is not None:
             batch["labels"] = self.labels[index]
         return batch
-
-
-def padded_batches(examples: GlueExamples, batch_size: int, max_batches=None, *,
-                   labelled=True):
-    """Every row once, in order, in batches of exactly `batch_size` rows; the last batch is
-    filled with copies of row 0 of weight 0."""
-    steps = math.ceil(len(examples) / batch_size)
-    if max_batches is not None:
-        steps = min(steps, int(max_batches))
-    for s in range(steps):
-        index = np.arange(s * batch_size, (s + 1) * batch_size)
-        real = index < len(examples)
-        yield examples.rows(np.where(real, index, 0), real, labelled=labelled)
-
-
-class ExampleBatches:
-    """Endless training batches of `batch_size` rows (the Batches protocol)."""
-
-    def __init__(self, examples: GlueExamples, *, batch_size: int, seed: int):
-        if not len(examples):
-            raise ValueError(f"{examples.path}: the training split has no example")
-        self.examples, self.B, self.seed = examples, int(batch_size), int(seed)
-        self.num_examples = len(examples)
-        self.steps_per_epoch = self.num_examples / self.B
-        self._orders: dict[int, np.ndarray] = {}
-        self._step = 0
-
-    def order(self, epoch: int) -> np.ndarray:
-        if epoch not in self._orders:
-            rng = np.random.default_rng([self.seed, _ORDER, epoch])
-            self._orders[epoch] = rng.permutation(self.num_examples)
-            for old in [e for e in self._orders if e < epoch - 1]:
-                del self._orders[old]
-        return self._orders[epoch]
-
-    def batch(self, step: int) -> dict:
-        """Batch number `step` (0-based), without moving the iterator."""
-        g = int(step) * self.B + np.arange(self.B)
-        epochs, within = np.divmod(g, self.num_examples)
-        index = np.empty(self.B, np.int64)
-        for e in np.unique(epochs):
-            index[epochs == e] = self.order(int(e))[within[epochs == e]]
-        return self.examples.rows(index)
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> dict:
-        batch = self.batch(self._step)
-        self._step += 1
-        return batch
-
-    def _settings(self) -> dict:
-        return {"seed": self.seed, "batch_size": self.B, "num_examples": self.num_examples}
-
-    def get_state(self) -> dict:
-        return {"step": self._step, "epoch": self._step * self.B // self.num_examples,
-                **self._settings()}
-
-    def set_state(self, state: dict) -> None:
-        for key, value in self._settings().items():
-            if key in state and state[key] != value:
-                raise ValueError(f"Data state field `{key}` is {state[key]!r}, but this pipeline "
-                                 f"has {key}={value!r}; a position can only be restored into "
-                                 "the same data pipeline.")
-        if "step" not in state:
-            raise ValueError(f"Data state {state!r} has no field `step`.")
-        self._step = int(state["step"])
-
-
-def pretrained_tokenizer_dir(init_from: str) -> str | None:
-    """WORKDIR/tokenizer of an init_from path (a workdir, its checkpoints/ or a step dir)."""
-    p = os.path.abspath(os.path.expanduser(str(init_from)))
-    if os.path.basename(p).isdigit():  # WORKDIR/checkpoints/<step>
-        p = os.path.dirname(p)
-    if os.path.basename(p) == "checkpoints":
-        p = os.path.dirname(p)
-    candidate = os.path.join(p, TOKENIZER_DIR)
-    return candidate if os.path.isfile(os.path.join(candidate, "tokenizer.json")) else None
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "regression"))
@@ -216,12 +135,7 @@ class Glue:
             raise ValueError(f"config.data.tokenizer={d.tokenizer!r}: the glue task encodes "
                              f"pairs with a BERT-family tokenizer, one of {sorted(TOKENIZER_KINDS)}")
         b = m.backbone
-        self.max_len = int(d.seq_len)
-        last = self.max_len + (b.get("pad_position", 1) + 1
-                               if b.get("position_ids") == "cumsum_mask" else 0)
-        if last > b.get("max_len", last):
-            raise ValueError(f"config.data.seq_len={d.seq_len} needs positions up to {last - 1}: "
-                             f"raise config.model.backbone.max_len={b.max_len}")
+        self.max_len = check_seq_len(d, b)
         self.type_vocab_size = int(b.get("type_vocab_size", 2))
         self.batch_size = int(config.train.batch_size)
         self._splits: dict[str, GlueExamples] = {}
@@ -255,31 +169,11 @@ class Glue:
         return self._raw[split]
 
     def _tokenizer(self, init_from: str):
-        tok_dir = os.path.join(self.workdir, TOKENIZER_DIR)
-        if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
-            return load_tokenizer(tok_dir)
-        d = self.data_cfg
-        pre_dir = pretrained_tokenizer_dir(init_from) if init_from else None
-        pre = load_tokenizer(pre_dir) if pre_dir else None
-
         def sentences():
-            raw = self._read(d.train_split)
+            raw = self._read(self.data_cfg.train_split)
             return raw.text_a + (raw.text_b or [])
 
-        if pre is not None and not d.vocab_file:
-            tokenizer = pre
-        else:
-            tokenizer = read_tokenizer(d, sentences)
-            if pre is not None and tokenizer_fingerprint(pre) != tokenizer_fingerprint(tokenizer):
-                raise ValueError(f"config.data.vocab_file={d.vocab_file!r} gives another "
-                                 f"vocabulary than the pre-trained run's ({pre_dir}); leave it "
-                                 "empty to fine-tune with that one")
-        if getattr(tokenizer, "kind", "") != d.tokenizer or not isinstance(tokenizer,
-                                                                           PipelineTokenizer):
-            raise ValueError(f"config.data.tokenizer={d.tokenizer!r}, but the tokenizer of "
-                             f"{pre_dir or tok_dir} is {getattr(tokenizer, 'kind', '?')!r}")
-        tokenizer.save(tok_dir)
-        return tokenizer
+        return finetune_tokenizer(self.workdir, self.data_cfg, init_from, sentences)
 
     def _encode(self, raw, text_a, text_b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n, T = len(text_a), self.max_len
