@@ -1,5 +1,5 @@
-"""`python -m llm_jax {train,eval,generate,translate,sweep,download,export,average,import-hf,
-export-hf,lm-eval} ...`
+"""`python -m llm_jax {train,eval,generate,translate,predict,sweep,download,export,average,
+import-hf,export-hf,lm-eval} ...`
 (also the `llm-jax` script).
 
 Errors end the program with one `error: ...` line on stderr, naming the flag or file, and no
@@ -21,8 +21,8 @@ from ml_collections import ConfigDict, config_flags
 
 from llm_jax.allocator import tune_malloc
 
-COMMANDS = ("train", "eval", "generate", "translate", "sweep", "download", "export", "average",
-            "import-hf", "export-hf", "lm-eval")
+COMMANDS = ("train", "eval", "generate", "translate", "predict", "sweep", "download", "export",
+            "average", "import-hf", "export-hf", "lm-eval")
 USAGE = """usage:
   python -m llm_jax train    --config=configs/gpt_shakespeare.py:cpu --workdir=DIR [--config.FIELD=V ...]
   python -m llm_jax eval     --workdir=DIR [--split=valid]
@@ -31,6 +31,20 @@ USAGE = """usage:
   python -m llm_jax translate --workdir=DIR [--beam_size=5 --alpha=0.6 --max_len=N
                              --no_repeat_ngram_size=3] < src > hyp
                              (a seq2seq workdir; one line in, one line out, in input order)
+  python -m llm_jax predict  --workdir=DIR --input=FILE --output=OUT.jsonl   (a fine-tuned
+                             workdir's latest checkpoint; one JSON line out per line in, in input
+                             order; a line starting with "{" is a JSON object, any other line is
+                             plain text, which only single-sentence tasks read)
+        glue:          {"sentence"} (cola, sst2; or plain text), {"sentence1", "sentence2"} (mrpc,
+                       stsb, rte, wnli), {"question", "sentence"} (qnli): Hugging Face's glue
+                       field names -> {"label", "probabilities": {label: p}}; stsb -> {"score"}
+        token_tagging: {"words": [...]} or {"text": "..."} or plain text (split on whitespace)
+                       -> {"words", "tags"}
+        intent_slots:  the same inputs -> {"words", "intent", "intent_probability", "slots"}
+                       (a word past data.seq_len sub-words is tagged "O")
+        span_qa:       {"question", "context"[, "id"]} -> {"id" (the input's, or null),
+                       "answer", "start", "end", "score"}: [start, end) characters of the
+                       context, score the start + end logit ("" and nulls where no span is valid)
   python -m llm_jax sweep    --config=... --sweep=experiments/NAME/sweep.py --workdir=DIR
   python -m llm_jax download DATASET [--data_dir=DIR]   (tinyshakespeare, ptb, wikitext-2)
   python -m llm_jax export   --workdir=DIR --out=DIR   (ELMo biLM, n-gram ARPA, word2vec vectors)
@@ -84,6 +98,8 @@ flags.DEFINE_integer("limit", None, "lm-eval: score only the first N examples (p
 flags.DEFINE_integer("stride", None, "lm-eval, perplexity tasks: tokens between window starts "
                      "(default: half of model.max_len).", lower_bound=1)
 flags.DEFINE_integer("batch_size", 16, "lm-eval: sequences per forward pass.", lower_bound=1)
+flags.DEFINE_string("input", None, "predict: a JSON-lines (or plain text) file of inputs.")
+flags.DEFINE_string("output", None, "predict: the JSON-lines file to write (whole, or not at all).")
 FLAGS = flags.FLAGS
 HELP_HINT = "see python -m llm_jax --help"
 
@@ -138,6 +154,9 @@ def main(argv):
                                              alpha=FLAGS.alpha, max_len=FLAGS.max_len,
                                              no_repeat_ngram=FLAGS.no_repeat_ngram_size):
             print(text)
+    elif command == "predict":
+        print(json.dumps(commands.predict_file(workdir, _require("input"), _require("output")),
+                         indent=2))
     elif command == "import-hf":
         print(json.dumps(commands.import_hf(_require("from"), workdir), indent=2))
     elif command == "export-hf":

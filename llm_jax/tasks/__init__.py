@@ -5,6 +5,7 @@ from llm_jax.tasks.intent_slots import IntentSlots
 from llm_jax.tasks.masked_lm import MaskedLM
 from llm_jax.tasks.ngram_lm import NGramLMTask
 from llm_jax.tasks.seq2seq import Seq2Seq
+from llm_jax.tasks.span_qa import SpanQA
 from llm_jax.tasks.stream_lm import StreamLM
 from llm_jax.tasks.tagging import TokenTagging
 from llm_jax.tasks.word2vec import Word2VecTask
@@ -13,7 +14,7 @@ from llm_jax.tasks.word2vec import Word2VecTask
 TASKS = {"causal_lm": CausalLM, "stream_lm": StreamLM, "bilm": BiLM,
          "ngram_lm": NGramLMTask, "word2vec": Word2VecTask, "seq2seq": Seq2Seq,
          "masked_lm": MaskedLM, "glue": Glue, "token_tagging": TokenTagging,
-         "intent_slots": IntentSlots}
+         "intent_slots": IntentSlots, "span_qa": SpanQA}
 
 
 def task_class(name):

@@ -1,5 +1,7 @@
-"""What every fine-tuning task (glue, token_tagging, intent_slots) reads the same way: the
-tokenizer the backbone was pre-trained with, and the longest input its position table allows.
+"""What every fine-tuning task (glue, token_tagging, intent_slots, span_qa) reads the same way:
+the tokenizer the backbone was pre-trained with, the longest input its position table allows,
+and the fields of the `predict` command's JSON lines (text_field: a one-line error naming the
+field, to which the command adds the file and line).
 
 The tokenizer is, in order: the one this workdir saved (a resumed run); that of the
 `config.init_from` workdir (the pre-trained run's: fine-tuning must read the ids the backbone
@@ -66,3 +68,30 @@ def check_seq_len(data_cfg, backbone) -> int:
         raise ValueError(f"config.data.seq_len={data_cfg.seq_len} needs positions up to {last - 1}: "
                          f"raise config.model.backbone.max_len={backbone.max_len}")
     return seq_len
+
+
+# -- prediction inputs (the `predict` command's JSON lines) ----------------------------------
+
+
+def text_field(record: dict, name: str, *, nonempty: bool = False) -> str:
+    """record[name], which must be a string (`nonempty`: with a non-space character); a
+    ValueError naming the field otherwise."""
+    if name not in record:
+        raise ValueError(f"field {name!r}: missing (expected a string)")
+    value = record[name]
+    if not isinstance(value, str):
+        raise ValueError(f"field {name!r}: expected a string, got {json_type(value)}")
+    if nonempty and not value.strip():
+        raise ValueError(f"field {name!r}: empty (expected some text)")
+    return value
+
+
+def json_type(value) -> str:
+    """What a JSON value is, for messages: 'a number (5)', 'null', 'a list', ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    return {str: "a string", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)

@@ -27,6 +27,11 @@ combined score where there are two). `train.best_metric="eval/glue_score"` there
 the best checkpoint by the dev metric for any GLUE task. The whole split is scored even at
 periodic evaluations (GLUE's dev sets are small: 5.5k examples at most), so that the values
 the best checkpoint is chosen by are comparable.
+
+Prediction (the `predict` command, built with read_eval=False: no data is read): one JSON
+object a line with the task's PREDICT_FIELDS (Hugging Face's `glue` column names), or plain
+text for the single-sentence tasks, answered with {"label", "probabilities": {name: p}}, or
+{"score"} for STS-B.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from llm_jax.tasks.finetune_inputs import (
     check_seq_len,
     finetune_tokenizer,
     pretrained_tokenizer_dir,  # noqa: F401 (its old home)
+    text_field,
 )
 from llm_jax.tasks.masked_lm import TOKENIZER_KINDS
 from llm_jax.tasks.protocols import NUM_TOKENS, mean_metric
@@ -96,10 +102,15 @@ class GlueExamples:
         return batch
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "regression"))
-def _predict_batch(graphdef, state, input_ids, segment_ids, mask, regression: bool):
-    logits = nnx.merge(graphdef, state)(input_ids, segment_ids, mask)["logits"]
-    return logits[:, 0] if regression else jnp.argmax(logits, -1)
+# The `predict` command's fields, as Hugging Face's `glue` data set names each task's columns.
+PREDICT_FIELDS = {"cola": ("sentence",), "sst2": ("sentence",), "mrpc": ("sentence1", "sentence2"),
+                  "stsb": ("sentence1", "sentence2"), "qnli": ("question", "sentence"),
+                  "rte": ("sentence1", "sentence2"), "wnli": ("sentence1", "sentence2")}
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _predict_batch(graphdef, state, input_ids, segment_ids, mask):
+    return nnx.merge(graphdef, state)(input_ids, segment_ids, mask)["logits"]
 
 
 class Glue:
@@ -117,7 +128,9 @@ class Glue:
             eval_examples=0,    # > 0: the eval split's first this many examples
         ))
 
-    def __init__(self, config, workdir: str):
+    def __init__(self, config, workdir: str, *, read_eval: bool = True):
+        """`read_eval`: read and encode the eval split now, so that a bad file fails before
+        training starts (False: the `predict` command, which needs no data)."""
         c, d, m = config.task, config.data, config.model
         self.cfg, self.data_cfg, self.workdir = c, d, workdir
         self.task = glue_task(c.glue_task)
@@ -141,7 +154,12 @@ class Glue:
         self._splits: dict[str, GlueExamples] = {}
         self._raw: dict[str, object] = {}
         self.tokenizer = self._tokenizer(config.get("init_from", ""))
-        self.valid = self.split_tokens(d.eval_split)
+        if read_eval:
+            self.split_tokens(d.eval_split)
+
+    @property
+    def valid(self) -> GlueExamples:
+        return self.split_tokens(self.data_cfg.eval_split)
 
     @property
     def train(self) -> GlueExamples:
@@ -175,7 +193,7 @@ class Glue:
 
         return finetune_tokenizer(self.workdir, self.data_cfg, init_from, sentences)
 
-    def _encode(self, raw, text_a, text_b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _encode(self, path, text_a, text_b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n, T = len(text_a), self.max_len
         ids = np.zeros((n, T), np.int32)
         seg = np.zeros((n, T), np.int8)
@@ -187,7 +205,7 @@ class Glue:
             ids[start:end], seg[start:end] = enc["input_ids"], enc["segment_ids"]
             lengths[start:end] = enc["mask"].sum(1)
         if n and int(seg.max()) >= self.type_vocab_size:
-            raise ValueError(f"{raw.path}: the tokenizer gives segment ids up to {int(seg.max())}"
+            raise ValueError(f"{path}: the tokenizer gives segment ids up to {int(seg.max())}"
                              f" for {self.task}'s pairs: set config.model.backbone."
                              f"type_vocab_size >= {int(seg.max()) + 1}")
         return ids, seg, lengths
@@ -209,7 +227,7 @@ class Glue:
             if raw.labels is not None:
                 labels = np.asarray(raw.labels, np.float32 if self.regression else np.int32)[index]
             self._splits[split] = GlueExamples(split, str(raw.path),
-                                               *self._encode(raw, text_a, text_b), labels)
+                                               *self._encode(raw.path, text_a, text_b), labels)
         return self._splits[split]
 
     @staticmethod
@@ -244,15 +262,50 @@ class Glue:
         return nll_sum / jnp.maximum(n, jnp.finfo(jnp.float32).tiny), {
             "loss": (nll_sum, n), "accuracy": mean_metric(correct_B, w_B), NUM_TOKENS: n_tokens}
 
-    def predict(self, model, examples: GlueExamples) -> np.ndarray:
-        """Class ids (int) or STS-B scores (float) of every row of `examples`, in order."""
+    def predict_logits(self, model, examples: GlueExamples) -> np.ndarray:
+        """float32 [N, num_labels] logits (STS-B: [N, 1] scores) of every row, in order."""
         graphdef, state = nnx.split(model)
         out = []
         for batch in padded_batches(examples, self.batch_size, labelled=False):
-            p = _predict_batch(graphdef, state, batch["input_ids"], batch["segment_ids"],
-                               batch["mask"], regression=self.regression)
-            out.append(np.asarray(p)[batch["weights"] > 0])
-        return np.concatenate(out) if out else np.zeros(0)
+            logits = _predict_batch(graphdef, state, batch["input_ids"], batch["segment_ids"],
+                                    batch["mask"])
+            out.append(np.asarray(logits)[batch["weights"] > 0])
+        width = 1 if self.regression else len(LABEL_NAMES[self.task])
+        return np.concatenate(out) if out else np.zeros((0, width), np.float32)
+
+    def predict(self, model, examples: GlueExamples) -> np.ndarray:
+        """Class ids (int) or STS-B scores (float) of every row of `examples`, in order."""
+        logits = self.predict_logits(model, examples)
+        return logits[:, 0] if self.regression else np.argmax(logits, -1)
+
+    def parse_prediction_input(self, record) -> tuple[str, str | None]:
+        """(sentence, None) or a pair of one `predict` input line: a JSON object with the
+        task's PREDICT_FIELDS, or (single-sentence tasks) the line's text."""
+        fields = PREDICT_FIELDS[self.task]
+        if isinstance(record, str):
+            if len(fields) == 1:
+                return record, None
+            raise ValueError(f"expected a JSON object with fields {fields[0]!r} and {fields[1]!r} "
+                             f"(GLUE's {self.task} classifies pairs: plain text lines are read "
+                             "only by single-sentence tasks)")
+        texts = [text_field(record, f) for f in fields]
+        return texts[0], texts[1] if len(texts) == 2 else None
+
+    def predict_json(self, model, inputs: list[tuple[str, str | None]]) -> list[dict]:
+        """{"label", "probabilities": {name: p}} (STS-B: {"score"}) of each input."""
+        text_a = [a for a, _ in inputs]
+        text_b = None if len(PREDICT_FIELDS[self.task]) == 1 else [b for _, b in inputs]
+        examples = GlueExamples("predict", "the input", *self._encode("the input", text_a, text_b),
+                                None)
+        logits = self.predict_logits(model, examples).astype(np.float64)
+        if self.regression:
+            return [{"score": float(s)} for s in logits[:, 0]]
+        names = LABEL_NAMES[self.task]
+        p = np.exp(logits - logits.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
+        return [{"label": names[int(np.argmax(row))],
+                 "probabilities": {name: float(v) for name, v in zip(names, prob)}}
+                for row, prob in zip(logits, p)]
 
     def decode_metrics(self, model, tokens=None, *, final: bool) -> dict:
         """GLUE's metrics of the whole split (`final` or not: see the module docstring)."""

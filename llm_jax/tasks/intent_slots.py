@@ -60,14 +60,14 @@ class IntentSlots(WordTaggingTask):
             eval_examples=0,    # > 0: the eval split's first this many utterances
         ))
 
-    def __init__(self, config, workdir: str):
+    def __init__(self, config, workdir: str, **options):
         c = config.task
         if c.corpus not in INTENT_CORPORA and not (c.train_dir and c.eval_dir):
             raise ValueError(f"config.task.corpus={c.corpus!r}: expected one of {INTENT_CORPORA} "
                              "(a corpus of your own: task.train_dir and eval_dir)")
         if not c.slot_loss_coef >= 0:
             raise ValueError(f"config.task.slot_loss_coef={c.slot_loss_coef!r}: expected >= 0")
-        super().__init__(config, workdir)
+        super().__init__(config, workdir, **options)
 
     def _read(self, split: str):
         folder = self._file(split, ("train_dir", "eval_dir", "test_dir"))

@@ -28,7 +28,9 @@ argmax, "UNK" read as "O") and scores it with data/tagging_metrics' entity_score
 instead of conlleval's), so train.best_metric="eval/ner_f1" keeps the best dev checkpoint.
 
 tasks/intent_slots.py builds joint intent detection and slot filling on the same machinery
-(WordTaggingTask).
+(WordTaggingTask), which also answers the `predict` command (built with read_eval=False: no
+data is read): {"words": [...]}, {"text": "..."} or a plain text line, split on whitespace,
+answered with {"words", "tags"} ({"words", "intent", "intent_probability", "slots"}).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ from llm_jax.data.word_pieces import WordPieces, encode_words
 from llm_jax.evaluation.tagging_metrics import entity_scores
 from llm_jax.ops.losses import cross_entropy_sums
 from llm_jax.tasks.causal_lm import TOKENIZER_DIR
-from llm_jax.tasks.finetune_inputs import check_seq_len, finetune_tokenizer
+from llm_jax.tasks.finetune_inputs import check_seq_len, finetune_tokenizer, json_type, text_field
 from llm_jax.tasks.masked_lm import TOKENIZER_KINDS
 from llm_jax.tasks.protocols import NUM_TOKENS, mean_metric
 
@@ -93,7 +95,10 @@ class TaggedExamples:
 @functools.partial(jax.jit, static_argnames=("graphdef",))
 def _predict_batch(graphdef, state, input_ids, segment_ids, mask):
     out = nnx.merge(graphdef, state)(input_ids, segment_ids, mask)
-    return {k: jnp.argmax(v, -1) for k, v in out.items() if k.endswith("logits")}
+    ids = {k: jnp.argmax(v, -1) for k, v in out.items() if k.endswith("logits")}
+    if "intent_logits" in out:
+        ids["intent_probability"] = jnp.max(jax.nn.softmax(out["intent_logits"], -1), -1)
+    return ids
 
 
 class WordTaggingTask:
@@ -104,7 +109,9 @@ class WordTaggingTask:
     reports_token_nll = False
     head = ""  # model.head the task trains
 
-    def __init__(self, config, workdir: str):
+    def __init__(self, config, workdir: str, *, read_eval: bool = True):
+        """`read_eval`: read and encode the eval split now, so that a bad file fails before
+        training starts (False: the `predict` command, which needs no data)."""
         c, d, m = config.task, config.data, config.model
         self.cfg, self.data_cfg, self.workdir = c, d, workdir
         if m.get("name") != "finetune" or m.get("head") != self.head:
@@ -123,7 +130,12 @@ class WordTaggingTask:
             lambda: [" ".join(w) for w in self._words(self._read_split(d.train_split))])
         self.labels = self._label_names(m)
         self.tag_names = self.labels["tags"]
-        self.valid = self.split_tokens(d.eval_split)
+        if read_eval:
+            self.split_tokens(d.eval_split)
+
+    @property
+    def valid(self) -> TaggedExamples:
+        return self.split_tokens(self.data_cfg.eval_split)
 
     @property
     def train(self) -> TaggedExamples:
@@ -224,7 +236,8 @@ class WordTaggingTask:
 
     def predicted_ids(self, model, examples: TaggedExamples) -> dict[str, np.ndarray]:
         """The argmax of each of the model's logits for every row, in order: "logits" or
-        "slot_logits" [N, T] (a tag id per sub-word), "intent_logits" [N]."""
+        "slot_logits" [N, T] (a tag id per sub-word), "intent_logits" [N]; with intents also
+        "intent_probability" [N], the predicted intent's softmax probability."""
         graphdef, state = nnx.split(model)
         out: dict[str, list] = {}
         for batch in padded_batches(examples, self.batch_size, labelled=False):
@@ -247,13 +260,46 @@ class WordTaggingTask:
         return tags
 
     def predict(self, model, examples: TaggedExamples) -> dict:
-        """{"tags": a tag per word of each sentence[, "intents": one per utterance]}."""
+        """{"tags": a tag per word of each sentence[, "intents": one per utterance, and
+        "intent_probabilities": each one's softmax probability]}."""
         ids = self.predicted_ids(model, examples)
         tag_key = "slot_logits" if "slot_logits" in ids else "logits"
         out = {"tags": self.word_tags(examples, ids[tag_key])}
         if "intent_logits" in ids:
             out["intents"] = [self.labels["intents"][i] for i in ids["intent_logits"].tolist()]
+            out["intent_probabilities"] = ids["intent_probability"].tolist()
         return out
+
+    def parse_prediction_input(self, record) -> list[str]:
+        """The words of one `predict` input line: {"words": [...]}, {"text": "..."} or the
+        line's text, split on whitespace."""
+        if isinstance(record, str):
+            return record.split()
+        if "words" in record:
+            words = record["words"]
+            if not isinstance(words, list):
+                raise ValueError(f"field 'words': expected a list of strings, got {json_type(words)}")
+            for i, w in enumerate(words):
+                if not isinstance(w, str) or not w.strip():
+                    got = json_type(w) if not isinstance(w, str) else "an empty string"
+                    raise ValueError(f"field 'words': item {i} is {got}, expected a word")
+            return list(words)
+        if "text" in record:
+            return text_field(record, "text").split()
+        raise ValueError("field 'words': missing (expected a list of words, or a field 'text' "
+                         "to split on whitespace)")
+
+    def predict_json(self, model, inputs: list[list[str]]) -> list[dict]:
+        """{"words", "tags"} of each sentence (intent_slots: {"words", "intent",
+        "intent_probability", "slots"}); a word past data.seq_len sub-words is tagged "O"."""
+        pieces = encode_words(self.tokenizer, inputs, self.max_len)
+        examples = TaggedExamples("predict", "the input", pieces, [[] for _ in inputs],
+                                  np.full(pieces.input_ids.shape, -1, np.int32))
+        p = self.predict(model, examples)
+        if "intents" not in p:
+            return [{"words": w, "tags": t} for w, t in zip(inputs, p["tags"])]
+        return [{"words": w, "intent": i, "intent_probability": float(q), "slots": t}
+                for w, i, q, t in zip(inputs, p["intents"], p["intent_probabilities"], p["tags"])]
 
     def scores(self, examples: TaggedExamples, predictions: dict) -> dict:
         raise NotImplementedError
@@ -281,11 +327,11 @@ class TokenTagging(WordTaggingTask):
             eval_examples=0,    # > 0: the eval split's first this many sentences
         ))
 
-    def __init__(self, config, workdir: str):
+    def __init__(self, config, workdir: str, **options):
         if config.task.dataset != "conll2003":
             raise ValueError(f"config.task.dataset={config.task.dataset!r}: expected 'conll2003' "
                              "(other CoNLL-format files: task.train_file / eval_file / test_file)")
-        super().__init__(config, workdir)
+        super().__init__(config, workdir, **options)
 
     def _read(self, split: str):
         raw = read_conll2003(split, path=self._file(split), encoding=self.data_cfg.encoding)

@@ -1,12 +1,18 @@
-"""What the command line runs on a workdir: train, sweep, eval, generate, export and load.
+"""What the command line runs on a workdir: train, sweep, eval, generate, predict, export and load.
 
 Every command finds the workdir's runner (training/runners.py) from its config's task.
 """
 
+import json
 import os
 import shutil
+from typing import Protocol, runtime_checkable
+
+from tqdm.auto import tqdm
 
 from llm_jax.data.corpora import UnknownSplitError
+from llm_jax.tasks import task_class
+from llm_jax.tasks.protocols import TextGenerator
 from llm_jax.training.checkpoints import has_checkpoint
 from llm_jax.training.config_schema import check_config
 from llm_jax.training.experiment import load_config
@@ -119,7 +125,6 @@ def lm_eval(workdir, task, *, shots=0, seed=0, limit=None, out=None, stride=None
     """Zero-/few-shot scores of a GPT workdir on a built-in task or a JSONL file: see
     evaluation/lm_tasks.py. `out`: also writes the metrics and every example's scores there
     as JSON (written whole at the end, so a failed run leaves an earlier file as it was)."""
-    import json
     import pathlib
 
     from llm_jax.data.tokenizers import write_atomic
@@ -144,6 +149,114 @@ def lm_eval(workdir, task, *, shots=0, seed=0, limit=None, out=None, stride=None
         write_atomic(pathlib.Path(out), json.dumps({**summary, "per_example": details},
                                                    indent=1, ensure_ascii=False).encode())
     return summary
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """A fine-tuning task class whose workdirs `predict` answers JSON lines with (glue,
+    token_tagging, intent_slots, span_qa). Built with read_eval=False: no data is read."""
+
+    def parse_prediction_input(self, record):
+        """The task's input of one line (a dict, or the text of a line that is no JSON object);
+        a ValueError naming the field if it does not fit."""
+
+    def predict_json(self, model, inputs: list) -> list[dict]:
+        """One output object per input, in order."""
+
+
+PREDICT_CHUNK = 1024  # lines per task.predict_json call; more lines than this: a progress bar
+
+
+def _commands_for(config) -> str:
+    """The commands other than predict that apply to a workdir, for the refusal message."""
+    task, model = config.task.name, config.model.get("name", "")
+    cls = task_class(task)
+    names = ["eval"]
+    if isinstance(cls, TextGenerator) or task == "ngram_lm":
+        names.append("generate")
+    if task == "seq2seq":
+        names.append("translate")
+    if task == "causal_lm" and model == "gpt":
+        names.append("lm-eval")
+    if model in ("elmo", "ngram", "word2vec"):
+        names.append("export")
+    if model in ("bert", "gpt"):
+        names.append("export-hf")
+    return ", ".join(names[:-1]) + (" or " if len(names) > 1 else "") + names[-1]
+
+
+def _read_input_lines(path) -> list:
+    """Each line of `path`: a dict where it is a JSON object (it starts with "{"), else its
+    text; a one-line error naming the file and line for bad UTF-8 or malformed JSON."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--input={path}: no such file") from None
+    records = []
+    for n, raw in enumerate(data.splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}:{n}: not UTF-8 (byte {e.start + 1} of the line)") from None
+        if n == 1:
+            line = line.removeprefix("\ufeff")
+        if not line.lstrip().startswith("{"):
+            records.append(line)
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n}: malformed JSON ({e.msg} at column {e.colno})") from None
+    return records
+
+
+def predict_file(workdir, input_path, output_path, *, progress=True) -> dict:
+    """Answers every line of `input_path` with a fine-tuned workdir's latest checkpoint and
+    writes one JSON object a line, in input order, to `output_path` (see the CLI's usage for
+    each task's fields). Every line is checked before the model is loaded, and the output is
+    written beside its destination and renamed into place when complete, so a failure leaves
+    no half file (and an existing file as it was)."""
+    config = load_config(workdir)
+    cls = task_class(config.task.name)
+    if not isinstance(cls, Predictor):
+        raise NotSupported(f"predict answers with fine-tuned models (task glue, token_tagging, "
+                           f"intent_slots or span_qa); {workdir} trains task "
+                           f"{config.task.name!r}: use {_commands_for(config)}")
+    out = os.path.abspath(output_path)
+    if not os.path.isdir(os.path.dirname(out)):
+        raise FileNotFoundError(f"--output={output_path}: directory {os.path.dirname(out)} does "
+                                "not exist")
+    if os.path.exists(input_path) and os.path.exists(out) and os.path.samefile(input_path, out):
+        raise ValueError(f"--output={output_path} is the --input file: name another")
+    if not has_checkpoint(workdir):
+        raise FileNotFoundError(f"no checkpoint in {os.path.abspath(workdir)}/checkpoints: "
+                                "train first")
+    records = _read_input_lines(input_path)
+    task = cls(config, workdir, read_eval=False)
+    inputs = []
+    for n, record in enumerate(records, start=1):
+        try:
+            inputs.append(task.parse_prediction_input(record))
+        except ValueError as e:
+            raise ValueError(f"{input_path}:{n}: {e}") from None
+    model, _ = _runner(workdir).load(workdir)
+    tmp = os.path.join(os.path.dirname(out), f".{os.path.basename(out)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f, tqdm(
+                total=len(inputs), desc="predict", unit="line", dynamic_ncols=True,
+                disable=not progress or len(inputs) <= PREDICT_CHUNK) as bar:
+            for start in range(0, len(inputs), PREDICT_CHUNK):
+                chunk = inputs[start:start + PREDICT_CHUNK]
+                for row in task.predict_json(model, chunk):
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                bar.update(len(chunk))
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return {"workdir": os.path.abspath(workdir), "task": config.task.name,
+            "input": os.path.abspath(input_path), "output": out, "lines": len(inputs)}
 
 
 def load(workdir):
