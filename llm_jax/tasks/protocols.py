@@ -108,3 +108,16 @@ class DecodingEvaluator(Protocol):
     def decode_metrics(self, model, tokens=None, *, final: bool) -> dict:
         """{name: value} over the eval split (or `tokens`, a split_tokens result); `final`:
         the whole split with the task's full decoding, else a cheap periodic estimate."""
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """A fine-tuning task class whose workdirs `predict` answers JSON lines with (glue,
+    token_tagging, intent_slots, span_qa). Built with read_eval=False: no data is read."""
+
+    def parse_prediction_input(self, record):
+        """The task's input of one line (a dict, or the text of a line that is no JSON object);
+        a ValueError naming the field if it does not fit."""
+
+    def predict_json(self, model, inputs: list) -> list[dict]:
+        """One output object per input, in order."""

@@ -6,13 +6,12 @@ Every command finds the workdir's runner (training/runners.py) from its config's
 import json
 import os
 import shutil
-from typing import Protocol, runtime_checkable
 
 from tqdm.auto import tqdm
 
 from llm_jax.data.corpora import UnknownSplitError
 from llm_jax.tasks import task_class
-from llm_jax.tasks.protocols import TextGenerator
+from llm_jax.tasks.protocols import Predictor, TextGenerator
 from llm_jax.training.checkpoints import has_checkpoint
 from llm_jax.training.config_schema import check_config
 from llm_jax.training.experiment import load_config
@@ -149,19 +148,6 @@ def lm_eval(workdir, task, *, shots=0, seed=0, limit=None, out=None, stride=None
         write_atomic(pathlib.Path(out), json.dumps({**summary, "per_example": details},
                                                    indent=1, ensure_ascii=False).encode())
     return summary
-
-
-@runtime_checkable
-class Predictor(Protocol):
-    """A fine-tuning task class whose workdirs `predict` answers JSON lines with (glue,
-    token_tagging, intent_slots, span_qa). Built with read_eval=False: no data is read."""
-
-    def parse_prediction_input(self, record):
-        """The task's input of one line (a dict, or the text of a line that is no JSON object);
-        a ValueError naming the field if it does not fit."""
-
-    def predict_json(self, model, inputs: list) -> list[dict]:
-        """One output object per input, in order."""
 
 
 PREDICT_CHUNK = 1024  # lines per task.predict_json call; more lines than this: a progress bar
