@@ -30,6 +30,19 @@ qnli (QNLI's train.tsv is not in the shared data directory: give task.train_file
              (--config.optimizer.lr).
   tiny:      a seconds-long smoke run for tests (2 layers, 32 wide, 50 steps of 16 rows; point
              task.train_file / eval_file at small TSVs).
+  gpt:       GPT-1's fine-tuning recipe (Radford et al. 2018, section 4.1) on the backbone
+             exactly gpt_shakespeare.py:cpu's model (4 layers, 128 wide, max_len 64; char
+             vocabulary: the pre-trained run's, from --config.init_from), loaded into
+             "backbone/": start + A [+ delimiter + B] + extract, the classifier on the extract
+             token's state, the auxiliary LM loss with weight 0.5, dropout 0.1, lr 6.25e-5,
+             batch 32, 3 epochs, linear warm-up over 0.2% of the steps and linear decay to 0.
+             Sequences of 64 characters (the pre-trained position table's length).
+  gpt_tiny:  a seconds-long smoke run on gpt_shakespeare.py:tiny's model (2 layers, 32 wide).
+  elmo:      a frozen biLM exactly elmo.py:small's model (from --config.init_from), a trainable
+             ScalarMix of its 3 layers, the mean of the mixed vectors over the words, and the
+             classification head (the ELMo paper's SST-5 model, a biattentive classification
+             network, is not this); Adam lr 1e-3, batch 32, 3 epochs, 64 words.
+  elmo_tiny: a seconds-long smoke run on elmo.py:tiny's model (frozen).
 
 warm-up steps are 10% of the steps of the full training split (TRAIN_SIZES, the counts of
 GLUE's files); with task.train_examples or another task.train_file, set
@@ -39,10 +52,11 @@ GLUE's files); with task.train_examples or another task.train_file, set
 import math
 
 from llm_jax.data.glue_data import LABEL_NAMES, TASKS
-from llm_jax.models import bert
+from llm_jax.models import bert, elmo, gpt
 from llm_jax.training.config_schema import default_config
+from llm_jax.training.optimizer import param_group
 
-VARIANTS = ("bert_mini", "scratch", "tiny")
+VARIANTS = ("bert_mini", "scratch", "tiny", "gpt", "gpt_tiny", "elmo", "elmo_tiny")
 # training examples of GLUE's train.tsv files (QNLI's: GLUE's 2019 version)
 TRAIN_SIZES = {"cola": 8551, "sst2": 67349, "mrpc": 3668, "stsb": 5749, "rte": 2490,
                "wnli": 635, "qnli": 104743}
@@ -76,6 +90,46 @@ def get_config(arg=None):
     c.train.update(epochs=EPOCHS, batch_size=BATCH, log_every=50, eval_every=500,
                    eval_batches=1000, checkpoint_every=1000, best_metric="eval/glue_score",
                    best_mode="max")
+    if variant.startswith("gpt"):
+        with c.unlocked():
+            c.model.backbone = gpt.default_config()
+        # gpt_shakespeare.py:cpu's model (tiny: its tiny's); dropout is fine-tuning's (GPT-1: 0.1)
+        c.model.backbone.update(variant="gpt2", num_layers=4, num_heads=4, embed_dim=128,
+                                max_len=64, use_bias=False, activation="gelu", scan_layers=False,
+                                dropout_rate=0.1, dtype="float32", vocab_size=0)
+        c.task.lm_loss_weight = 0.5
+        c.data.update(tokenizer="char", seq_len=64)
+        steps = math.ceil(EPOCHS * TRAIN_SIZES[task] / BATCH)
+        c.optimizer.update(lr=6.25e-5, warmup_steps=max(1, round(0.002 * steps)))
+        if variant == "gpt":
+            c.init_from_prefix = "backbone"
+        else:
+            c.model.backbone.update(num_layers=2, num_heads=2, embed_dim=32, max_len=32,
+                                    scan_layers=True, dropout_rate=0.0)
+    elif variant.startswith("elmo"):
+        with c.unlocked():
+            c.model.backbone = elmo.default_config()
+        # elmo.py:small's model (tiny: its tiny's); frozen, so its dropout never runs
+        c.model.backbone.update(max_chars=20, char_filters=((1, 16), (2, 16), (3, 32), (4, 64)),
+                                num_highway=1, proj_dim=128, hidden_dim=256, dropout_rate=0.1,
+                                vocab_size=0)
+        c.model.update(freeze_backbone=True, elmo_pool="mean")
+        c.data.update(tokenizer="word", seq_len=64)
+        c.optimizer.update(lr=1e-3, weight_decay=0.0,
+                           param_groups=(param_group("^backbone/", frozen=True),))
+        if variant == "elmo":
+            c.init_from_prefix = "backbone"
+        else:
+            c.model.backbone.update(max_chars=12, char_filters=((1, 8), (2, 8), (3, 16)),
+                                    char_dim=8, num_highway=1, proj_dim=16, hidden_dim=32,
+                                    dropout_rate=0.0)
+    if variant.endswith("_tiny"):
+        c.model.head_dropout = 0.0
+        c.data.update(seq_len=16 if variant == "elmo_tiny" else 32)
+        c.optimizer.update(lr=1e-2, warmup_steps=3)
+        c.train.update(epochs=0, steps=50, batch_size=16, log_every=5, eval_every=10,
+                       eval_batches=2, checkpoint_every=25, progress_bar=False)
+    c.lock()
     if variant == "bert_mini":
         c.init_from_prefix = "backbone"  # with --config.init_from=PRE-TRAINED WORKDIR
     elif variant == "tiny":

@@ -11,6 +11,27 @@ to `data.seq_len` tokens and padded to it, so every batch has the same shape.
 
 The tokenizer is the pre-trained run's (tasks/finetune_inputs.py), saved in WORKDIR/tokenizer.
 
+Other backbones (models/finetune.py; model.backbone.name picks the input layout):
+  gpt   GPT-1's layout (Radford et al. 2018, figure 1): start + A + extract, a pair start + A +
+        delimiter + B + extract, truncated longest-first so that the extract token always
+        stays (the model pools its state), segment ids 0. The tokenizer is the pre-trained
+        run's (char, word, sentencepiece or gpt2_bpe, as causal_lm fits them; without
+        init_from: data.tokenizer fitted on the training sentences, gpt2_bpe read from its
+        files). The three tokens are none of the tokenizer's: they are ids V, V + 1, V + 2
+        after the backbone's vocabulary V, whose embeddings the adapter adds (finetune's
+        GPT_SPECIALS). A char tokenizer drops the characters it does not have (a pre-trained
+        Shakespeare vocabulary lacks most digits), rather than failing.
+        task.lm_loss_weight > 0 adds GPT-1's auxiliary LM loss (0.5 in the paper): that weight
+        times the mean next-token cross-entropy over the real text tokens (targets that are
+        one of the three added tokens, or padding, are not scored: the LM's softmax has no row
+        for them), reported as "lm_loss"; "loss" stays the classification loss alone.
+  elmo  whitespace words turned into char ids (data/chars.py, as the ELMo biLM reads them;
+        GlueExamples keeps one char row per distinct word and the batches gather them, so a
+        split costs [N, T] word indices, not [N, T, max_chars]); a pair is A + "<eos>" + B
+        (the word tokenizer's end-of-line word, which the biLM saw between the lines of its
+        corpus), truncated longest-first to data.seq_len words. The tokenizer (word: the
+        pre-trained run's, or fitted) only sizes model.vocab_size: the inputs are characters.
+
 Training batches are data/example_batches.ExampleBatches (a seeded, resumable order; epoch e
 a permutation drawn from (seed, e)); eval batches are the split in file order, the last one
 filled with rows of weight 0 (padded_batches).
@@ -40,6 +61,7 @@ import dataclasses
 import functools
 import math
 import os
+import re
 import warnings
 
 import jax
@@ -49,17 +71,19 @@ import numpy as np
 from flax import nnx
 
 from llm_jax.data import data_record
+from llm_jax.data.chars import PAD, words_char_ids
 from llm_jax.data.example_batches import ExampleBatches, padded_batches
 from llm_jax.data.glue_data import LABEL_NAMES, glue_task, read_glue
+from llm_jax.data.gpt2_tokenizer import GPT2BPETokenizer, read_gpt2_tokenizer
 from llm_jax.data.text_files import TextSlice
-from llm_jax.data.tokenizers import load_tokenizer
+from llm_jax.data.tokenizers import EOS, CharTokenizer, load_tokenizer, make_tokenizer
 from llm_jax.evaluation.glue_metrics import glue_metrics
 from llm_jax.ops.losses import cross_entropy_sums, weighted_sum
-from llm_jax.tasks.causal_lm import TOKENIZER_DIR
+from llm_jax.tasks.causal_lm import TOKENIZER_DIR, tokenizer_options
 from llm_jax.tasks.finetune_inputs import (
     check_seq_len,
     finetune_tokenizer,
-    pretrained_tokenizer_dir,  # noqa: F401 (its old home)
+    pretrained_tokenizer_dir,
     text_field,
 )
 from llm_jax.tasks.masked_lm import TOKENIZER_KINDS
@@ -69,15 +93,39 @@ SUBSET_SEED = 0  # task.train_examples draws the same subset whatever the traini
 _ENCODE_CHUNK = 4096  # examples tokenised at once (bounds the tokenizer's offsets arrays)
 
 
+def lm_tokenizer(workdir, data_cfg, init_from, sentences):
+    """The gpt / elmo backbone's tokenizer: this workdir's (a resumed run), the init_from
+    run's, else data.tokenizer fitted on `sentences()` (gpt2_bpe: read from its files)."""
+    tok_dir = os.path.join(workdir, TOKENIZER_DIR)
+    if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
+        return load_tokenizer(tok_dir)
+    d = data_cfg
+    pre_dir = pretrained_tokenizer_dir(init_from) if init_from else None
+    if pre_dir:
+        tokenizer = load_tokenizer(pre_dir)
+    elif d.tokenizer == GPT2BPETokenizer.kind:
+        tokenizer = read_gpt2_tokenizer(d.vocab_file, d.merges_file)
+    else:
+        tokenizer = make_tokenizer(d.tokenizer, "\n".join(sentences()), **tokenizer_options(d))
+    if tokenizer.kind != d.tokenizer:
+        raise ValueError(f"config.data.tokenizer={d.tokenizer!r}, but the tokenizer of "
+                         f"{pre_dir or tok_dir} is {tokenizer.kind!r}")
+    tokenizer.save(tok_dir)
+    return tokenizer
+
+
 @dataclasses.dataclass
 class GlueExamples:
     """One split, encoded: what `split_tokens` returns and eval_batches / predict read."""
     name: str            # the split as config.data names it
     path: str            # the TSV it came from
-    input_ids: np.ndarray    # int32 [N, T], padded
+    input_ids: np.ndarray    # int32 [N, T], padded (elmo: indices into char_table)
     segment_ids: np.ndarray  # int8 [N, T]
     lengths: np.ndarray      # int32 [N], real tokens per row
     labels: np.ndarray | None  # int32 class ids or float32 scores [N]; None: unlabelled
+    # elmo: int32 [words, max_chars], row 0 the padding word; batches' input_ids are
+    # char_table[input_ids], [B, T, max_chars]
+    char_table: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -92,7 +140,8 @@ class GlueExamples:
         if labelled:
             self.require_labels()
         T = self.input_ids.shape[1]
-        batch = {"input_ids": self.input_ids[index],
+        ids = self.input_ids[index]
+        batch = {"input_ids": ids if self.char_table is None else self.char_table[ids],
                  "segment_ids": self.segment_ids[index].astype(np.int32),
                  "mask": np.arange(T)[None, :] < self.lengths[index][:, None],
                  "weights": (np.ones(len(index), np.float32) if real is None
@@ -106,6 +155,46 @@ class GlueExamples:
 PREDICT_FIELDS = {"cola": ("sentence",), "sst2": ("sentence",), "mrpc": ("sentence1", "sentence2"),
                   "stsb": ("sentence1", "sentence2"), "qnli": ("question", "sentence"),
                   "rte": ("sentence1", "sentence2"), "wnli": ("sentence1", "sentence2")}
+
+
+# Tokenizers of the non-BERT backbones' inputs (pre-trained runs' kinds; see the docstring).
+LM_TOKENIZERS = {"gpt": ("char", "word", "sentencepiece", GPT2BPETokenizer.kind), "elmo": ("word",)}
+PAIR_SEPARATOR = EOS  # elmo: the word between a pair's two texts
+
+
+def truncate_longest_first(len_a: int, len_b: int, budget: int) -> tuple[int, int]:
+    """Lengths that fit `budget`, cutting the longer text first (both texts equally long
+    then: A keeps budget // 2, B the rest)."""
+    if len_a + len_b <= budget:
+        return len_a, len_b
+    if 2 * min(len_a, len_b) <= budget:
+        return (len_a, budget - len_a) if len_a < len_b else (budget - len_b, len_b)
+    return budget // 2, budget - budget // 2
+
+
+def lm_loss_sums(lm_logits_BTV, ids_BT, mask_BT, w_B, vocab_size):
+    """(sum, count) of GPT's next-token cross-entropy: position t predicts t + 1, scored where
+    t + 1 is a real text token (not padding, not an added token >= vocab_size) of a row of
+    weight > 0; each scored token weighs the same."""
+    targets_BT = ids_BT[:, 1:]
+    scored_BT = mask_BT[:, 1:] & (targets_BT < vocab_size) & (w_B[:, None] > 0)
+    _, nll_sum, n = cross_entropy_sums(lm_logits_BTV[:, :-1], jnp.where(scored_BT, targets_BT, 0),
+                                       weights=scored_BT.astype(jnp.float32))
+    return nll_sum, n
+
+
+def check_frozen_backbone(opt_cfg) -> None:
+    """model.freeze_backbone needs a frozen optimizer group over "backbone/" (else AdamW's
+    weight decay still moves the frozen weights)."""
+    for g in opt_cfg.get("param_groups") or ():
+        g = g.to_dict() if isinstance(g, ml_collections.ConfigDict) else dict(g)
+        if re.search(str(g.get("pattern", "")), "backbone/token_encoder/kernel"):
+            if g.get("frozen"):
+                return
+            break  # the first matching group decides, as in training/optimizer.py
+    raise ValueError("config.model.freeze_backbone=True: also set config.optimizer.param_groups="
+                     "(param_group('^backbone/', frozen=True),) so that the optimizer leaves the "
+                     "backbone alone")
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef",))
@@ -124,6 +213,7 @@ class Glue:
             train_file="",      # "": $LLM_JAX_DATA_DIR/glue/<Task>/train.tsv; or a user's TSV
             eval_file="",       # "": .../dev.tsv (data.eval_split)
             test_file="",       # "": .../test.tsv (data.test_split, `eval --split`)
+            lm_loss_weight=0.0,  # gpt backbone: > 0 adds GPT-1's auxiliary LM loss (paper: 0.5)
             train_examples=0,   # > 0: a fixed random subset of this many training examples
             eval_examples=0,    # > 0: the eval split's first this many examples
         ))
@@ -144,16 +234,31 @@ class Glue:
             what = "a regression: one score" if self.regression else f"{want} classes"
             raise ValueError(f"config.task.glue_task={self.task!r} is {what}: set "
                              f"config.model.num_labels={want} (got {m.num_labels})")
-        if d.tokenizer not in TOKENIZER_KINDS:
-            raise ValueError(f"config.data.tokenizer={d.tokenizer!r}: the glue task encodes "
-                             f"pairs with a BERT-family tokenizer, one of {sorted(TOKENIZER_KINDS)}")
         b = m.backbone
+        self.family = b.get("name", "bert")
+        kinds = LM_TOKENIZERS.get(self.family, TOKENIZER_KINDS)
+        if d.tokenizer not in kinds:
+            what = ("pairs with a BERT-family tokenizer" if kinds is TOKENIZER_KINDS else
+                    f"a model.backbone.name={self.family!r} backbone's input")
+            raise ValueError(f"config.data.tokenizer={d.tokenizer!r}: the glue task encodes "
+                             f"{what}, one of {sorted(kinds)}")
+        self.lm_loss_weight = float(c.get("lm_loss_weight", 0.0))
+        if self.lm_loss_weight < 0 or (self.lm_loss_weight > 0 and self.family != "gpt"):
+            raise ValueError(f"config.task.lm_loss_weight={self.lm_loss_weight}: the auxiliary LM "
+                             "loss needs a weight >= 0 and model.backbone.name='gpt' (got "
+                             f"{self.family!r})")
+        if m.get("freeze_backbone", False):
+            check_frozen_backbone(config.optimizer)
         self.max_len = check_seq_len(d, b)
         self.type_vocab_size = int(b.get("type_vocab_size", 2))
         self.batch_size = int(config.train.batch_size)
         self._splits: dict[str, GlueExamples] = {}
         self._raw: dict[str, object] = {}
         self.tokenizer = self._tokenizer(config.get("init_from", ""))
+        # gpt: ids of the added start / delimiter / extract tokens (after the backbone's rows)
+        self.special_base = int(b.get("vocab_size", 0) or m.get("vocab_size", 0)
+                                or self.tokenizer.vocab_size)
+        self.max_chars = int(b.get("max_chars", 0))
         if read_eval:
             self.split_tokens(d.eval_split)
 
@@ -191,7 +296,70 @@ class Glue:
             raw = self._read(self.data_cfg.train_split)
             return raw.text_a + (raw.text_b or [])
 
+        if self.family in LM_TOKENIZERS:
+            return lm_tokenizer(self.workdir, self.data_cfg, init_from, sentences)
         return finetune_tokenizer(self.workdir, self.data_cfg, init_from, sentences)
+
+    def _examples(self, name, path, text_a, text_b, labels) -> GlueExamples:
+        if self.family == "gpt":
+            fields = self._encode_gpt(path, text_a, text_b)
+        elif self.family == "elmo":
+            fields = self._encode_elmo(text_a, text_b)
+        else:
+            fields = dict(zip(("input_ids", "segment_ids", "lengths"),
+                              self._encode(path, text_a, text_b)))
+        return GlueExamples(name, str(path), labels=labels, **fields)
+
+    def _encode_gpt(self, path, text_a, text_b) -> dict:
+        """GPT-1's start + A [+ delimiter + B] + extract (module docstring)."""
+        n, T = len(text_a), self.max_len
+        start, delim, extract = (self.special_base + i for i in range(3))
+        budget = T - (2 if text_b is None else 3)
+        if budget < 2 - (text_b is None):
+            raise ValueError(f"config.data.seq_len={T} leaves no room for text after GPT's "
+                             "start, delimiter and extract tokens")
+        ids = np.zeros((n, T), np.int32)
+        lengths = np.zeros(n, np.int32)
+        encode = self._gpt_encoder()
+        for i in range(n):
+            a = encode(text_a[i])
+            if text_b is None:
+                row = [start, *a[:budget], extract]
+            else:
+                b = encode(text_b[i])
+                la, lb = truncate_longest_first(len(a), len(b), budget)
+                row = [start, *a[:la], delim, *b[:lb], extract]
+            ids[i, :len(row)] = row
+            lengths[i] = len(row)
+        return dict(input_ids=ids, segment_ids=np.zeros((n, T), np.int8), lengths=lengths)
+
+    def _gpt_encoder(self):
+        tok = self.tokenizer
+        if isinstance(tok, CharTokenizer):
+            known = set(tok.chars)
+            return lambda s: tok.encode("".join(ch for ch in s if ch in known)).tolist()
+        return lambda s: [int(i) for i in tok.encode(s)]
+
+    def _encode_elmo(self, text_a, text_b) -> dict:
+        """Whitespace words, a pair joined by PAIR_SEPARATOR; word indices into a char table."""
+        n, T = len(text_a), self.max_len
+        words = {"": 0}  # index 0: the padding word, all PAD
+        ids = np.zeros((n, T), np.int32)
+        lengths = np.zeros(n, np.int32)
+        for i in range(n):
+            a = text_a[i].split()
+            if text_b is None:
+                row = a[:T]
+            else:
+                b = text_b[i].split()
+                la, lb = truncate_longest_first(len(a), len(b), T - 1)
+                row = a[:la] + [PAIR_SEPARATOR] + b[:lb]
+            ids[i, :len(row)] = [words.setdefault(w, len(words)) for w in row]
+            lengths[i] = len(row)
+        table = words_char_ids(list(words), self.max_chars)
+        table[0] = PAD
+        return dict(input_ids=ids, segment_ids=np.zeros((n, T), np.int8), lengths=lengths,
+                    char_table=table)
 
     def _encode(self, path, text_a, text_b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n, T = len(text_a), self.max_len
@@ -226,8 +394,7 @@ class Glue:
             labels = None
             if raw.labels is not None:
                 labels = np.asarray(raw.labels, np.float32 if self.regression else np.int32)[index]
-            self._splits[split] = GlueExamples(split, str(raw.path),
-                                               *self._encode(raw.path, text_a, text_b), labels)
+            self._splits[split] = self._examples(split, raw.path, text_a, text_b, labels)
         return self._splits[split]
 
     @staticmethod
@@ -247,20 +414,29 @@ class Glue:
     # -- loss and metrics --------------------------------------------------------------
 
     def loss(self, model, batch, dropout_key=None):
-        """(mean over real rows of the cross-entropy or squared error, metrics)."""
-        logits = model(batch["input_ids"], batch["segment_ids"], batch["mask"],
-                       dropout_key=dropout_key)["logits"]
+        """(mean over real rows of the cross-entropy or squared error [+ lm_loss_weight x the
+        auxiliary LM loss], metrics)."""
+        out = model(batch["input_ids"], batch["segment_ids"], batch["mask"],
+                    dropout_key=dropout_key)
+        logits = out["logits"]
         w_B, labels_B = batch["weights"], batch["labels"]
         n_tokens = jnp.sum(batch["mask"] & (w_B[:, None] > 0)).astype(jnp.float32)
+        tiny = jnp.finfo(jnp.float32).tiny
         if self.regression:
             se_sum = weighted_sum(jnp.square(logits[:, 0] - labels_B.astype(jnp.float32)), w_B)
             n = jnp.sum(w_B)
-            return se_sum / jnp.maximum(n, jnp.finfo(jnp.float32).tiny), {
-                "loss": (se_sum, n), NUM_TOKENS: n_tokens}
-        _, nll_sum, n = cross_entropy_sums(logits, labels_B, weights=w_B)
-        correct_B = (jnp.argmax(logits, -1) == labels_B).astype(jnp.float32)
-        return nll_sum / jnp.maximum(n, jnp.finfo(jnp.float32).tiny), {
-            "loss": (nll_sum, n), "accuracy": mean_metric(correct_B, w_B), NUM_TOKENS: n_tokens}
+            loss, metrics = se_sum / jnp.maximum(n, tiny), {"loss": (se_sum, n), NUM_TOKENS: n_tokens}
+        else:
+            _, nll_sum, n = cross_entropy_sums(logits, labels_B, weights=w_B)
+            correct_B = (jnp.argmax(logits, -1) == labels_B).astype(jnp.float32)
+            loss, metrics = nll_sum / jnp.maximum(n, tiny), {
+                "loss": (nll_sum, n), "accuracy": mean_metric(correct_B, w_B), NUM_TOKENS: n_tokens}
+        if self.lm_loss_weight > 0:
+            lm_sum, lm_n = lm_loss_sums(out["lm_logits"], batch["input_ids"], batch["mask"], w_B,
+                                        self.special_base)
+            loss = loss + self.lm_loss_weight * lm_sum / jnp.maximum(lm_n, tiny)
+            metrics["lm_loss"] = (lm_sum, lm_n)
+        return loss, metrics
 
     def predict_logits(self, model, examples: GlueExamples) -> np.ndarray:
         """float32 [N, num_labels] logits (STS-B: [N, 1] scores) of every row, in order."""
@@ -295,8 +471,7 @@ class Glue:
         """{"label", "probabilities": {name: p}} (STS-B: {"score"}) of each input."""
         text_a = [a for a, _ in inputs]
         text_b = None if len(PREDICT_FIELDS[self.task]) == 1 else [b for _, b in inputs]
-        examples = GlueExamples("predict", "the input", *self._encode("the input", text_a, text_b),
-                                None)
+        examples = self._examples("predict", "the input", text_a, text_b, None)
         logits = self.predict_logits(model, examples).astype(np.float64)
         if self.regression:
             return [{"score": float(s)} for s in logits[:, 0]]

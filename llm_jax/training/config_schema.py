@@ -93,10 +93,28 @@ def _unknown_keys(cfg, ref, prefix=""):
                 yield from _unknown_keys(cfg[key], ref[key], path + ".")
 
 
+def reference_config(config) -> ml_collections.ConfigDict:
+    """default_config() of the config's model and task; a fine-tuning model's `backbone`
+    section is the defaults of model.backbone.name's family (bert, gpt, elmo), not bert's."""
+    ref = default_config(config.model.get("name", "gpt"), config.task.get("name", "causal_lm"))
+    backbone = config.model.get("backbone")
+    if isinstance(ref.model.get("backbone"), ml_collections.ConfigDict) and isinstance(
+            backbone, (ml_collections.ConfigDict, dict)):
+        name = backbone.get("name", ref.model.backbone.name)
+        if name != ref.model.backbone.name:
+            try:
+                family = default_model_config(name)
+            except ValueError:
+                family = None  # an unknown name: the model's own check says which it reads
+            if family is not None:
+                with ref.unlocked():
+                    ref.model.backbone = family
+    return ref
+
+
 def check_config(config):
     """Raises ValueError naming every unknown field and bad value it can spot cheaply."""
-    errors = list(_unknown_keys(config, default_config(config.model.get("name", "gpt"),
-                                                      config.task.get("name", "causal_lm"))))
+    errors = list(_unknown_keys(config, reference_config(config)))
     t, o = config.train, config.optimizer
     for field in ("steps", "batch_size", "grad_accum", "log_every", "eval_every",
                   "checkpoint_every", "keep_checkpoints"):
