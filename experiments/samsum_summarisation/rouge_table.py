@@ -3,7 +3,8 @@ scored in the same run by the same code: one JSON row per (workdir, beam, no-rep
 size), and a Markdown table.
 
   python experiments/samsum_summarisation/rouge_table.py --workdirs=runs/samsum_small \
-      --split=valid --beams=1,4 --no_repeat=0,3 --out=runs/samsum_summarisation/valid.json
+      --split=valid --beams=1,4 --no_repeat=0,3 --min_lens=10,20 --limit=200 \
+      --out=runs/samsum_summarisation/valid.json
   python experiments/samsum_summarisation/rouge_table.py --workdirs=runs/samsum_small \
       --split=test --beams=4 --no_repeat=3 \
       --out=experiments/samsum_summarisation/results_test.json
@@ -31,16 +32,25 @@ def ints(text):
     return [int(x) for x in text.split(",") if x]
 
 
+def floats(text):
+    return [float(x) for x in text.split(",") if x]
+
+
+def mean_words(texts) -> float:
+    return round(sum(len(t.split()) for t in texts) / max(len(texts), 1), 1)
+
+
 def row(system, split, scores, **extra):
     return {"system": system, "split": split, **extra, **{k: round(scores[k], 2) for k in KINDS}}
 
 
 def markdown(rows) -> str:
-    lines = ["| system | beam | no-repeat n-gram | R-1 | R-2 | R-L | R-Lsum |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| system | beam | alpha | min length | no-repeat n-gram | words | R-1 | R-2 | R-L "
+             "| R-Lsum |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['system']} | {r.get('beam', '')} | {r.get('no_repeat_ngram', '')} | "
-                     + " | ".join(f"{r[k]:.2f}" for k in KINDS) + " |")
+        lines.append(f"| {r['system']} | " + " | ".join(
+            str(r.get(k, "")) for k in ("beam", "alpha", "min_len", "no_repeat_ngram", "words"))
+            + " | " + " | ".join(f"{r[k]:.2f}" for k in KINDS) + " |")
     return "\n".join(lines)
 
 
@@ -50,22 +60,34 @@ def main(argv=None):
     parser.add_argument("--split", default="valid")
     parser.add_argument("--beams", default="4")
     parser.add_argument("--no_repeat", default="0", help="no-repeat n-gram sizes (0: off)")
+    parser.add_argument("--alphas", default="", help="length-penalty exponents (default: config)")
+    parser.add_argument("--min_lens", default="",
+                        help="minimum output lengths in tokens, decoder start counted (default: "
+                             "the config's task.min_len)")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N dialogues")
     parser.add_argument("--out", default="runs/samsum_summarisation/rouge.json")
     args = parser.parse_args(argv)
     dialogues, summaries = read_parallel("samsum", args.split, "", "")
-    rows = [row("lead-3", args.split, rouge([lead(d) for d in dialogues], summaries))]
+    if args.limit:
+        dialogues, summaries = dialogues[:args.limit], summaries[:args.limit]
+    leads = [lead(d) for d in dialogues]
+    rows = [row("lead-3", args.split, rouge(leads, summaries), examples=len(dialogues),
+                words=mean_words(leads))]
     print(json.dumps(rows[-1]), flush=True)
-    for workdir in args.workdirs.split(","):
-        for beam in ints(args.beams):
-            for n in ints(args.no_repeat):
-                start = time.perf_counter()
-                hyps = commands.translate_lines(workdir, dialogues, beam_size=beam,
-                                                no_repeat_ngram=n)
-                seconds = round(time.perf_counter() - start, 1)
-                rows.append(row(workdir, args.split, rouge(hyps, summaries), beam=beam,
-                                no_repeat_ngram=n, examples=len(dialogues),
-                                decode_seconds=seconds, first_summary=hyps[0]))
-                print(json.dumps(rows[-1]), flush=True)
+    grid = [(w, b, a, m, n) for w in args.workdirs.split(",") for b in ints(args.beams)
+            for a in floats(args.alphas) or [None] for m in ints(args.min_lens) or [None]
+            for n in ints(args.no_repeat)]
+    for workdir, beam, alpha, min_len, n in grid:
+        start = time.perf_counter()
+        hyps = commands.translate_lines(workdir, dialogues, beam_size=beam, alpha=alpha,
+                                        min_len=min_len, no_repeat_ngram=n)
+        seconds = round(time.perf_counter() - start, 1)
+        rows.append(row(workdir, args.split, rouge(hyps, summaries), beam=beam,
+                        alpha="" if alpha is None else alpha,
+                        min_len="" if min_len is None else min_len, no_repeat_ngram=n,
+                        examples=len(dialogues), words=mean_words(hyps),
+                        decode_seconds=seconds, first_summary=hyps[0]))
+        print(json.dumps(rows[-1]), flush=True)
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=1) + "\n")

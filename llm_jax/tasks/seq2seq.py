@@ -190,14 +190,15 @@ def special_ids(tokenizer, task_cfg) -> dict:
 
 def decode_text(model, tokenizer, task_cfg, lines, *, max_len: int, batch_size: int = 128,
                 ids=None, beam_size=None, alpha=None, out_len=None, warn=True,
-                no_repeat_ngram=None) -> list[str]:
+                no_repeat_ngram=None, min_len=None) -> list[str]:
     """Decoded text for each input line, in input order (translate, summarise).
 
     Lines are sorted by length and decoded in batches of about `batch_size` hypotheses. An
     empty line gives an empty line without decoding; a line longer than `max_len` (the
     model's positions) is truncated, with a warning on stderr unless `warn` is False.
     Outputs have at most `out_len` tokens (default: source length + task.decode_extra_len).
-    beam_size, alpha and no_repeat_ngram default to the config's (task.no_repeat_ngram_size).
+    beam_size, alpha, min_len and no_repeat_ngram default to the config's
+    (task.no_repeat_ngram_size for the last).
     """
     c = task_cfg
     beam_size = c.beam_size if beam_size is None else int(beam_size)
@@ -205,6 +206,7 @@ def decode_text(model, tokenizer, task_cfg, lines, *, max_len: int, batch_size: 
     no_repeat = c.get("no_repeat_ngram_size", 0) if no_repeat_ngram is None else no_repeat_ngram
     if int(no_repeat) < 0:
         raise ValueError(f"no_repeat_ngram_size={no_repeat}: must be >= 0 (0: off)")
+    min_len = c.min_len if min_len is None else int(min_len)
     special = special_ids(tokenizer, c)
     ids = tokenizer.encode_lines(lines) if ids is None else ids
     pad, bos, eos = special["pad"], special["bos"], special["eos"]
@@ -231,7 +233,7 @@ def decode_text(model, tokenizer, task_cfg, lines, *, max_len: int, batch_size: 
                                       or S + c.decode_extra_len)),
             beam_size=beam_size, alpha=alpha,
             length_penalty=c.length_penalty, hf_rules=c.hf_rules, force_eos=c.force_eos,
-            min_len=c.min_len, banned_ids=tuple(c.get("banned_ids", ())),
+            min_len=min_len, banned_ids=tuple(c.get("banned_ids", ())),
             no_repeat_ngram=int(no_repeat))
         for i, hyp in zip(chunk, best_outputs(sequences, lengths, eos)):
             out[i] = tokenizer.decode(np.asarray(hyp, np.int32))

@@ -92,7 +92,7 @@ def average_workdir(workdir, last=5, out=None) -> dict:
 
 
 def translate_lines(workdir, lines, *, beam_size=None, alpha=None, max_len=None,
-                    no_repeat_ngram=None) -> list[str]:
+                    no_repeat_ngram=None, min_len=None) -> list[str]:
     """One output line per input line of a seq2seq workdir: see tasks/seq2seq.decode_text."""
     from llm_jax.tasks.seq2seq import decode_text
     config = load_config(workdir)
@@ -102,7 +102,7 @@ def translate_lines(workdir, lines, *, beam_size=None, alpha=None, max_len=None,
     model, tokenizer = _runner(workdir).load(workdir)
     return decode_text(model, tokenizer, config.task, lines, max_len=config.model.max_len,
                        batch_size=config.train.batch_size, beam_size=beam_size, alpha=alpha,
-                       out_len=max_len, no_repeat_ngram=no_repeat_ngram)
+                       out_len=max_len, no_repeat_ngram=no_repeat_ngram, min_len=min_len)
 
 
 def import_hf(hf_dir, workdir) -> dict:
