@@ -5,6 +5,9 @@ model trained from scratch.
     python -m llm_jax train --config=configs/glue.py:bert_mini,cola \
         --config.init_from=runs/bert_mini --workdir=runs/glue_cola_bert_mini
     python -m llm_jax train --config=configs/glue.py:scratch,cola --workdir=runs/glue_cola_scratch
+    python -m llm_jax import-hf --from=HF_DIR --workdir=runs/bert_base_uncased
+    python -m llm_jax train --config=configs/glue.py:hf,sst2 \
+        --config.init_from=runs/bert_base_uncased --workdir=runs/glue_sst2_bert_base
 
 The argument is VARIANT[,TASK], TASK one of sst2 (the default), cola, mrpc, stsb, rte, wnli,
 qnli (QNLI's train.tsv is not in the shared data directory: give task.train_file).
@@ -24,6 +27,13 @@ qnli (QNLI's train.tsv is not in the shared data directory: give task.train_file
              metric (eval/glue_score: Matthews correlation for CoLA, F1/accuracy mean for MRPC,
              Pearson/Spearman mean for STS-B, accuracy otherwise) is kept in
              checkpoints_best/; every eval scores the whole dev set.
+  hf:        bert_mini's recipe on any BERT workdir given as --config.init_from (import-hf of a
+             Hugging Face checkpoint such as bert-base-uncased, or a run of our own), the
+             backbone's shape read from that workdir's config.json (init_from_model=True:
+             training/init_from.py; dropout and dtype stay this config's), its WordPiece
+             vocabulary from its tokenizer/. lr 2e-5, the rate of Hugging Face's run_glue.py
+             examples (and of BERT's grid {2, 3, 4, 5}e-5) for bert-base. A RoBERTa or ALBERT
+             workdir also needs --config.data.tokenizer=roberta_bpe / albert_sp.
   scratch:   the same model, data and recipe with no init_from: the from-scratch baseline
              (the shared bert-base-uncased vocabulary, as mini's pre-training used). Only the
              initialisation differs; a fair baseline may want its own learning rate
@@ -44,22 +54,18 @@ qnli (QNLI's train.tsv is not in the shared data directory: give task.train_file
              network, is not this); Adam lr 1e-3, batch 32, 3 epochs, 64 words.
   elmo_tiny: a seconds-long smoke run on elmo.py:tiny's model (frozen).
 
-warm-up steps are 10% of the steps of the full training split (TRAIN_SIZES, the counts of
-GLUE's files); with task.train_examples or another task.train_file, set
---config.optimizer.warmup_steps to match.
+Warm-up is a share of the run's steps (optimizer.warmup_fraction), so it follows
+task.train_examples or another task.train_file by itself. No variant stops early
+(train.early_stop_patience=0): BERT's and GPT-1's recipes train a fixed 3 epochs and keep the
+best dev checkpoint.
 """
-
-import math
 
 from llm_jax.data.glue_data import LABEL_NAMES, TASKS
 from llm_jax.models import bert, elmo, gpt
 from llm_jax.training.config_schema import default_config
 from llm_jax.training.optimizer import param_group
 
-VARIANTS = ("bert_mini", "scratch", "tiny", "gpt", "gpt_tiny", "elmo", "elmo_tiny")
-# training examples of GLUE's train.tsv files (QNLI's: GLUE's 2019 version)
-TRAIN_SIZES = {"cola": 8551, "sst2": 67349, "mrpc": 3668, "stsb": 5749, "rte": 2490,
-               "wnli": 635, "qnli": 104743}
+VARIANTS = ("bert_mini", "hf", "scratch", "tiny", "gpt", "gpt_tiny", "elmo", "elmo_tiny")
 EPOCHS, BATCH, WARMUP = 3, 32, 0.1
 
 
@@ -81,9 +87,8 @@ def get_config(arg=None):
     c.task.update(glue_task=task)
     c.data.update(tokenizer="wordpiece", vocab_file="", seq_len=128, train_split="train",
                   eval_split="valid", test_split="")
-    steps = math.ceil(EPOCHS * TRAIN_SIZES[task] / BATCH)
     c.optimizer.update(name="adamw", lr=5e-5, min_lr=0.0, schedule="linear",
-                       warmup_steps=round(WARMUP * steps), b1=0.9, b2=0.999, eps=1e-6,
+                       warmup_steps=0, warmup_fraction=WARMUP, b1=0.9, b2=0.999, eps=1e-6,
                        weight_decay=0.01, grad_clip=1.0)
     # eval_batches covers any GLUE dev set (QNLI's 5,463 rows are 171 batches): every eval
     # reads the whole split, as the GLUE metric does
@@ -99,8 +104,7 @@ def get_config(arg=None):
                                 dropout_rate=0.1, dtype="float32", vocab_size=0)
         c.task.lm_loss_weight = 0.5
         c.data.update(tokenizer="char", seq_len=64)
-        steps = math.ceil(EPOCHS * TRAIN_SIZES[task] / BATCH)
-        c.optimizer.update(lr=6.25e-5, warmup_steps=max(1, round(0.002 * steps)))
+        c.optimizer.update(lr=6.25e-5, warmup_fraction=0.002)
         if variant == "gpt":
             c.init_from_prefix = "backbone"
         else:
@@ -126,18 +130,21 @@ def get_config(arg=None):
     if variant.endswith("_tiny"):
         c.model.head_dropout = 0.0
         c.data.update(seq_len=16 if variant == "elmo_tiny" else 32)
-        c.optimizer.update(lr=1e-2, warmup_steps=3)
+        c.optimizer.update(lr=1e-2, warmup_steps=3, warmup_fraction=0.0)
         c.train.update(epochs=0, steps=50, batch_size=16, log_every=5, eval_every=10,
                        eval_batches=2, checkpoint_every=25, progress_bar=False)
     c.lock()
-    if variant == "bert_mini":
+    if variant in ("bert_mini", "hf"):
         c.init_from_prefix = "backbone"  # with --config.init_from=PRE-TRAINED WORKDIR
+    if variant == "hf":
+        c.init_from_model = True  # model.backbone's shape: init_from's config.json
+        c.optimizer.lr = 2e-5
     elif variant == "tiny":
         c.model.backbone.update(num_layers=2, embed_dim=32, num_heads=2, mlp_dim=64, max_len=64,
                                 dropout_rate=0.0, attention_dropout=0.0)
         c.model.head_dropout = 0.0
         c.data.update(seq_len=16)
-        c.optimizer.update(lr=1e-2, warmup_steps=3)
+        c.optimizer.update(lr=1e-2, warmup_steps=3, warmup_fraction=0.0)
         c.train.update(epochs=0, steps=50, batch_size=16, log_every=5, eval_every=10,
                        eval_batches=2, checkpoint_every=25, progress_bar=False)
     return c

@@ -59,7 +59,8 @@ def get_config(arg=None):
                   eval_split="valid", test_split="test")
     c.optimizer.update(name="adamw", lr=5e-5, min_lr=0.0, schedule="linear", warmup_steps=0,
                        b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, grad_clip=1.0)
-    # JointBERT evaluates every 200 steps; eval_batches covers either dev split (700 at most)
+    # JointBERT evaluates every 200 steps; eval_batches covers either dev split (700 at most).
+    # No early stopping (train.early_stop_patience stays 0): the recipe trains a fixed 10 epochs.
     c.train.update(epochs=EPOCHS, batch_size=BATCH, log_every=50, eval_every=200,
                    eval_batches=1000, checkpoint_every=1000, best_metric="eval/sentence_accuracy",
                    best_mode="max")

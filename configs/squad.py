@@ -12,7 +12,7 @@ questions), since the data directory holds only the dev set; its EM/F1 are not c
 published numbers. The official protocol trains on train-v1.1.json and evaluates on all of
 dev-v1.1.json:
     --config.task.train_file=PATH/train-v1.1.json --config.task.eval_file=PATH/dev-v1.1.json
-(then set --config.optimizer.warmup_steps to 10% of the new step count: see below).
+(the warm-up, 10% of the run's steps, follows the new step count by itself).
 
   bert_mini: model.name="finetune", the backbone exactly bert_wikitext2.py:mini's model (BERT-mini,
              Turc et al. 2019: 4 layers, 256 wide, 4 heads, FFN 1024; max_len 512, so that every
@@ -39,18 +39,16 @@ dev-v1.1.json:
              (stride 32, questions cut to 32), 40 steps of 16 windows, over 200 training
              questions and the first 40 eval questions (task.train_examples, eval_examples).
 
-Warm-up steps are 10% of the steps of the default training split (TRAIN_WINDOWS: the windows
-of the 38 articles with bert-base-uncased's WordPiece vocabulary); another training file,
-task.train_examples or another vocabulary gives another count.
+Warm-up is 10% of the run's steps (optimizer.warmup_fraction: of train.steps as resolved from
+the epochs and the windows the run makes), whatever the training file or vocabulary. No early
+stopping (train.early_stop_patience=0): run_qa.py's recipe trains a fixed 2 epochs, and the best
+dev checkpoint is kept.
 """
-
-import math
 
 from llm_jax.models import bert
 from llm_jax.training.config_schema import default_config
 
 VARIANTS = ("bert_mini", "scratch", "tiny")
-TRAIN_WINDOWS = 8792  # make_windows(384, 128, 64) of dev-v1.1.json's first 38 articles
 EPOCHS, BATCH, WARMUP = 2, 32, 0.1
 
 
@@ -66,9 +64,8 @@ def get_config(arg=None):
     c.task.update(doc_stride=128, max_query_len=64, n_best=20, max_answer_len=30)
     c.data.update(tokenizer="wordpiece", vocab_file="", seq_len=384, train_split="train",
                   eval_split="valid", test_split="")
-    steps = math.ceil(EPOCHS * TRAIN_WINDOWS / BATCH)
     c.optimizer.update(name="adamw", lr=1e-4, min_lr=0.0, schedule="linear",
-                       warmup_steps=round(WARMUP * steps), b1=0.9, b2=0.999, eps=1e-6,
+                       warmup_steps=0, warmup_fraction=WARMUP, b1=0.9, b2=0.999, eps=1e-6,
                        weight_decay=0.01, grad_clip=1.0)
     # eval_batches covers the eval split (1,992 windows: 63 batches); its EM/F1 always do
     c.train.update(epochs=EPOCHS, batch_size=BATCH, log_every=25, eval_every=100,
@@ -81,7 +78,7 @@ def get_config(arg=None):
                                 dropout_rate=0.0, attention_dropout=0.0)
         c.task.update(doc_stride=32, max_query_len=32, train_examples=200, eval_examples=40)
         c.data.update(seq_len=128)
-        c.optimizer.update(lr=5e-3, warmup_steps=4)
+        c.optimizer.update(lr=5e-3, warmup_steps=4, warmup_fraction=0.0)
         c.train.update(epochs=0, steps=40, batch_size=16, log_every=5, eval_every=10,
                        eval_batches=2, checkpoint_every=20, progress_bar=False)
     return c

@@ -15,6 +15,7 @@ from llm_jax.tasks.protocols import Predictor, TextGenerator
 from llm_jax.training.checkpoints import has_checkpoint
 from llm_jax.training.config_schema import check_config
 from llm_jax.training.experiment import load_config
+from llm_jax.training.init_from import model_from_init_from
 from llm_jax.training.runners import NotSupported, runner_for
 from llm_jax.training.sweeps import run_sweep
 from llm_jax.training.workdir_lock import LOCK_FILE, workdir_lock
@@ -27,6 +28,7 @@ def train(config, workdir) -> dict:
     takes back everything it wrote (tokenizer, config, logs), so the corrected run starts
     clean; a run that saved a checkpoint keeps it, to resume from.
     """
+    config = model_from_init_from(config)  # config.init_from_model: the source's shape
     check_config(config)
     with workdir_lock(workdir):
         before = set(os.listdir(workdir))

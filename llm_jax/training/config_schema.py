@@ -13,6 +13,9 @@ import ml_collections
 from llm_jax.models import default_model_config
 from llm_jax.tasks import default_task_config
 
+WARMUP_BOTH = ("config.optimizer.warmup_steps={steps} and config.optimizer.warmup_fraction="
+               "{fraction} are both set: give one (the other 0)")
+
 
 def default_config(model: str = "gpt", task: str = "causal_lm") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
@@ -23,6 +26,11 @@ def default_config(model: str = "gpt", task: str = "causal_lm") -> ml_collection
     # With init_from: source parameter P is loaded into PREFIX/P ("backbone": a pre-trained
     # bert run into the backbone of a model.name="finetune" model); "": the same paths.
     c.init_from_prefix = ""
+    # With init_from: True takes the model section init_from_prefix fills (model.backbone for
+    # "backbone", model for "") from init_from's config.json, all but the run-time fields
+    # (dropout, dtype, remat) this config sets: no need to restate a published model's shape
+    # (training/init_from.py, model_from_init_from).
+    c.init_from_model = False
     # model.dtype="bfloat16" with param_dtype="float32" is mixed precision: bfloat16
     # activations, float32 parameters and optimizer state (the GPU configs' default).
     c.model = default_model_config(model)
@@ -49,6 +57,9 @@ def default_config(model: str = "gpt", task: str = "causal_lm") -> ml_collection
     c.optimizer = dict(
         name="adamw", lr=6e-4, min_lr=6e-5, schedule="cosine",  # constant|cosine|linear|inverse_sqrt
         warmup_steps=100, decay_steps=0,  # 0: decay over train.steps
+        # > 0: warm up over round(warmup_fraction * train.steps) instead (train.steps as resolved
+        # from train.epochs); then warmup_steps must be 0
+        warmup_fraction=0.0,
         b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1,
         # Weight decay goes to params of rank >= 2 (not counting a stacked "layers" axis); these
         # name suffixes are excluded too, for multi-dimensional biases such as qkv_bias.
@@ -73,6 +84,9 @@ def default_config(model: str = "gpt", task: str = "causal_lm") -> ml_collection
         checkpoint_every=500, keep_checkpoints=3, progress_bar=True,
         best_metric="",         # e.g. "eval/accuracy": also keep the best checkpoint by it in
         best_mode="max",        # WORKDIR/checkpoints_best ("max" or "min")
+        # > 0, with best_metric: stop after this many periodic evals in a row without a new best
+        # (a final checkpoint, the final evals and summary.json as at a normal end); 0: off
+        early_stop_patience=0,
     )
     c.mesh = dict(data=-1, fsdp=1, tensor=1)  # -1: whatever devices the others leave
     c.lock()
@@ -123,6 +137,11 @@ def check_config(config):
             errors.append(f"config.train.{field}={t[field]} must be >= 1")
     if t.get("epochs", 0) < 0:
         errors.append(f"config.train.epochs={t.epochs} must be >= 0")
+    if t.get("early_stop_patience", 0) < 0:
+        errors.append(f"config.train.early_stop_patience={t.early_stop_patience} must be >= 0")
+    elif t.get("early_stop_patience", 0) and not t.get("best_metric"):
+        errors.append(f"config.train.early_stop_patience={t.early_stop_patience} needs "
+                      "config.train.best_metric: the metric whose best it waits for")
     if t.get("best_mode", "max") not in ("max", "min"):
         errors.append(f"config.train.best_mode={t.best_mode!r} must be 'max' or 'min'")
     if t.get("grad_accum", 1) >= 1 and t.batch_size % t.get("grad_accum", 1):
@@ -132,6 +151,9 @@ def check_config(config):
         errors.append(f"config.init_from_prefix={config.init_from_prefix!r} without "
                       "config.init_from: nothing would be loaded; set config.init_from to the "
                       "pre-trained workdir")
+    if config.get("init_from_model") and not config.get("init_from"):
+        errors.append("config.init_from_model=True without config.init_from: there is no "
+                      "config.json to read the model from")
     if config.get("seed", 0) < 0:  # numpy's generators reject negative seeds only much later
         errors.append(f"config.seed={config.seed} must be >= 0")
     if not o.get("lr", 1.0) > 0:  # `not >` also catches NaN
@@ -139,6 +161,10 @@ def check_config(config):
     for field in ("warmup_steps", "grad_clip", "weight_decay"):  # grad_clip=0: no clipping
         if not o.get(field, 0) >= 0:
             errors.append(f"config.optimizer.{field}={o[field]} must be >= 0")
+    if not 0 <= o.get("warmup_fraction", 0.0) <= 1:
+        errors.append(f"config.optimizer.warmup_fraction={o.warmup_fraction} must be in [0, 1]")
+    elif o.get("warmup_fraction", 0.0) > 0 and o.get("warmup_steps", 0) > 0:
+        errors.append(WARMUP_BOTH.format(steps=o.warmup_steps, fraction=o.warmup_fraction))
     if config.data.get("seq_len", 1) < 1:
         errors.append(f"config.data.seq_len={config.data.seq_len} must be >= 1")
     # seq2seq batches by token count and sentence length, not in windows of seq_len

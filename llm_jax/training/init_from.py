@@ -8,12 +8,20 @@ pre-trained `bert` run's "embed/table" fills a fine-tuning model's "backbone/emb
 (models/finetune.py), and the head, outside the prefix, stays fresh.
 The source is read without its config: the parameter tree comes from the checkpoint's own
 Orbax metadata, and only the `params` subtree is restored, not the optimizer state.
+
+With `config.init_from_model=True` the model itself comes from the source as well
+(`model_from_init_from`): the section init_from_prefix fills (model.backbone for "backbone", the
+whole model for "") is replaced by the source workdir's config.json `model`, keeping only the
+run-time fields of MODEL_RUNTIME_FIELDS (dropout, dtype, remat) from the config; so a
+fine-tuning config need not restate a published model's shape (import-hf of bert-base-uncased:
+12 layers, 768 wide, ...), and every source tensor finds a target of its shape.
 """
 
 import json
 import os
 
 import jax
+import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -21,6 +29,10 @@ from llm_jax.training.checkpoints import CheckpointError
 from llm_jax.training.optimizer import path_str
 
 REPORT_FILE = "init_from.json"
+SOURCE_CONFIG = "config.json"  # training/experiment.py's CONFIG_FILE (which imports this module)
+# what init_from_model keeps from the fine-tuning config: fields that change no tensor's shape
+MODEL_RUNTIME_FIELDS = ("dropout_rate", "attention_dropout", "classifier_dropout", "dtype",
+                        "param_dtype", "remat")
 
 
 def _flat(tree) -> dict:
@@ -170,3 +182,46 @@ def init_state_from(state: dict, source, workdir, prefix="") -> dict:
                          f"{report['new'][:3]}...)")
     print(write_report(report, workdir, source, prefix), flush=True)
     return {**state, "params": params}
+
+
+def source_config_path(init_from) -> str:
+    """WORKDIR/config.json of an init_from path (a workdir, its checkpoints/ or a step dir)."""
+    ckdir, _ = _locate(init_from)
+    workdir = os.path.dirname(ckdir) if os.path.basename(ckdir) == "checkpoints" else ckdir
+    return os.path.join(workdir, SOURCE_CONFIG)
+
+
+def model_from_init_from(config):
+    """`config` with the model section named by init_from_prefix taken from init_from's
+    config.json (a copy; `config` itself when config.init_from_model is off): see the module
+    docstring. Idempotent, so the command and the trainer may both call it."""
+    if not config.get("init_from_model", False) or not config.get("init_from"):
+        return config  # without init_from, check_config names the missing field
+    where = f"config.init_from_model=True with config.init_from={config.init_from!r}"
+    prefix = normalise_prefix(config.get("init_from_prefix", ""))
+    if prefix not in ("", "backbone"):
+        raise ValueError(f"{where}: config.init_from_prefix={prefix!r}; it reads the model into "
+                         "'backbone' (model.backbone) or '' (model)")
+    path = source_config_path(config.init_from)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{where}: {path} not found (a training run's or import-hf's "
+                                "workdir has one); set config.init_from_model=False and give "
+                                "the model's shape in the config")
+    with open(path) as f:
+        source = json.load(f).get("model", {})
+    out = ml_collections.ConfigDict(config.to_dict())
+    target = out.model.backbone if prefix else out.model
+    section = "config.model.backbone" if prefix else "config.model"
+    if source.get("name") != target.get("name"):
+        raise ValueError(f"{where}: {path} has model.name={source.get('name')!r}, "
+                         f"{section}.name={target.get('name')!r}: use a config built for "
+                         "that family")
+    model = {**source, **{k: target[k] for k in MODEL_RUNTIME_FIELDS if k in target and k in source}}
+    with out.unlocked():
+        if prefix:
+            out.model.backbone = ml_collections.ConfigDict(model)
+        else:
+            out.model = ml_collections.ConfigDict(model)
+    if config.is_locked:
+        out.lock()
+    return out

@@ -20,13 +20,28 @@ import optax
 from flax import nnx
 
 from llm_jax.models import build_model
+from llm_jax.training.config_schema import WARMUP_BOTH
 
 GROUP_FIELDS = ("pattern", "lr_mult", "weight_decay", "frozen")
 
 
+def warmup_steps(opt_cfg, total_steps: int) -> int:
+    """The warm-up length: optimizer.warmup_steps, or round(warmup_fraction * total_steps) when
+    warmup_fraction > 0 (BERT's "the first 10% of steps": 0.1, with no count of the training
+    examples in the config). Setting both is an error (check_config says so first)."""
+    fraction = float(opt_cfg.get("warmup_fraction", 0.0) or 0.0)
+    steps = int(opt_cfg.get("warmup_steps", 0) or 0)
+    if fraction > 0:
+        if steps:
+            raise ValueError(WARMUP_BOTH.format(steps=steps, fraction=fraction))
+        return round(fraction * total_steps)
+    return steps
+
+
 def make_schedule(opt_cfg, total_steps: int, steps_per_epoch: int = 0) -> optax.Schedule:
-    """`steps_per_epoch` is needed only by the per-epoch schedule ("epoch_decay")."""
-    warmup = int(opt_cfg.warmup_steps)
+    """`steps_per_epoch` is needed only by the per-epoch schedule ("epoch_decay");
+    `total_steps` also sizes a warm-up given as optimizer.warmup_fraction."""
+    warmup = warmup_steps(opt_cfg, total_steps)
     decay_steps = int(opt_cfg.get("decay_steps", 0) or total_steps)
     lr, min_lr = float(opt_cfg.lr), float(opt_cfg.get("min_lr", 0.0))
     kind = opt_cfg.schedule

@@ -15,6 +15,7 @@ import random
 import re
 
 from llm_jax.training.experiment import CONFIG_FILE, SUMMARY_FILE
+from llm_jax.training.init_from import model_from_init_from
 
 MAX_NAME_LEN = 96  # well under the 255 bytes a path component may have, and readable in `ls`
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.,=+-]")
@@ -161,7 +162,8 @@ def run_sweep(config, sweep_path, workdir, train_fn) -> list[dict]:
     for i, (overrides, cfg) in enumerate(zip(runs, configs)):
         name = run_name(overrides)
         run_dir = os.path.join(workdir, name)
-        reason = unfinished_reason(cfg, run_dir)
+        # config.json holds the model init_from_model resolved: compare with that
+        reason = unfinished_reason(model_from_init_from(cfg), run_dir)
         if reason is None:
             print(f"[sweep {i + 1}/{len(runs)}] {run_dir}: finished, not run again", flush=True)
             with open(os.path.join(run_dir, SUMMARY_FILE)) as f:

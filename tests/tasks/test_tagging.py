@@ -246,7 +246,7 @@ def test_config_recipe_and_the_real_conll_sizes(tmp_path, monkeypatch):
     mini = module.get_config("bert_mini")
     assert (mini.optimizer.lr, mini.train.batch_size, mini.train.epochs, mini.data.seq_len) == (
         5e-5, 32, 3, 128)
-    assert mini.optimizer.warmup_steps == round(0.1 * np.ceil(3 * 14041 / 32))
+    assert (mini.optimizer.warmup_steps, mini.optimizer.warmup_fraction) == (0, 0.1)
     assert mini.init_from_prefix == "backbone" and mini.train.best_metric == "eval/ner_f1"
     assert module.get_config("scratch").init_from_prefix == ""
     with pytest.raises(ValueError, match="unknown variant 'base'"):
@@ -256,5 +256,5 @@ def test_config_recipe_and_the_real_conll_sizes(tmp_path, monkeypatch):
     from llm_jax.data.tagging_data import read_conll2003, tag_names
 
     train_split = read_conll2003("train")
-    assert len(train_split) == module.TRAIN_SENTENCES
+    assert len(train_split) == 14041
     assert len(tag_names(train_split)) == module.NUM_TAGS

@@ -36,6 +36,13 @@ def test_the_default_config_passes():
     ("optimizer.weight_decay", -0.1, "config.optimizer.weight_decay=-0.1 must be >= 0"),
     ("data.seq_len", 0, "config.data.seq_len=0 must be >= 1"),
     ("mesh.data", 0, "config.mesh.data=0 must be >= 1, or -1"),
+    ("optimizer.warmup_fraction", 0.1, "config.optimizer.warmup_steps=100 and "
+     "config.optimizer.warmup_fraction=0.1 are both set: give one (the other 0)"),
+    ("optimizer.warmup_fraction", 1.5, "config.optimizer.warmup_fraction=1.5 must be in [0, 1]"),
+    ("train.early_stop_patience", -1, "config.train.early_stop_patience=-1 must be >= 0"),
+    ("train.early_stop_patience", 3, "config.train.early_stop_patience=3 needs "
+     "config.train.best_metric"),
+    ("init_from_model", True, "config.init_from_model=True without config.init_from"),
 ])
 def test_bad_value_names_field_and_value(field, value, message):
     with pytest.raises(ValueError) as e:

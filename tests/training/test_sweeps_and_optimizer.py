@@ -10,7 +10,7 @@ import pytest
 from llm_jax.training import trainer
 from llm_jax.training.commands import sweep
 from llm_jax.training.experiment import Experiment, save_config
-from llm_jax.training.optimizer import decay_mask, make_schedule
+from llm_jax.training.optimizer import decay_mask, make_schedule, warmup_steps
 from llm_jax.training.steps import make_train_step
 from llm_jax.training.sweeps import (
     MAX_NAME_LEN,
@@ -201,6 +201,28 @@ def test_schedules():
     assert float(inv(10 + 30)) == pytest.approx(1.0 / 2.0)  # lr * sqrt(10 / 40)
     with pytest.raises(ValueError, match="optimizer.schedule"):
         make_schedule(opt_cfg(schedule="cosin"), 10)
+
+
+def test_warmup_fraction_is_a_share_of_the_total_steps(tmp_path):
+    cfg = opt_cfg(warmup_steps=0, warmup_fraction=0.1, schedule="linear")
+    assert warmup_steps(cfg, 200) == 20 and warmup_steps(cfg, 26) == 3  # round(2.6)
+    lin = make_schedule(cfg, 200)
+    assert float(lin(10)) == pytest.approx(0.5) and float(lin(20)) == pytest.approx(1.0)
+    assert float(lin(200)) == pytest.approx(0.1)
+    assert warmup_steps(opt_cfg(warmup_fraction=0.0), 200) == 10  # off: warmup_steps
+    with pytest.raises(ValueError, match=r"^config.optimizer.warmup_steps=10 and "
+                                         r"config.optimizer.warmup_fraction=0.1 are both set"):
+        make_schedule(opt_cfg(warmup_fraction=0.1), 200)
+    # an epoch-based run: the share of train.steps as resolved from the epochs and the data
+    from tests.tasks.test_glue import tiny as glue_tiny
+    c = glue_tiny(tmp_path, n_train=64, n_dev=16)
+    c.optimizer.update(warmup_steps=0, warmup_fraction=0.25, schedule="linear")
+    c.train.update(epochs=2, batch_size=16)
+    exp = Experiment(c, str(tmp_path / "run"))
+    exp.checkpointer.close()
+    assert exp.config.train.steps == 8  # 2 epochs of 64 / 16
+    lr = c.optimizer.lr
+    assert float(exp.schedule(1)) == pytest.approx(lr / 2) and float(exp.schedule(2)) == pytest.approx(lr)
 
 
 def test_weight_decay_mask():

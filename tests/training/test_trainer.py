@@ -216,3 +216,33 @@ def test_killed_run_resumes_exactly(tiny_config, tmp_path):
     for step in range(killed_at - 10, 301):
         assert b[step]["train/loss"] == a[step]["train/loss"], step
     assert b[300]["eval/loss"] == a[300]["eval/loss"]
+
+
+def test_early_stop_after_patience_evals_without_a_new_best_and_resume_counts_on(tmp_path):
+    """Every parameter frozen, so eval/glue_score cannot improve after the first eval: with
+    patience 2 the run stops at the third eval (step 30 of 50), saves a checkpoint there,
+    writes its summary, and a resumed run goes on counting from the saved state."""
+    from llm_jax.training.optimizer import param_group
+    from llm_jax.training.trainer import BEST_DIR
+    from tests.tasks.test_glue import tiny as glue_tiny
+
+    c = glue_tiny(tmp_path, n_train=64, n_dev=16)
+    c.optimizer.param_groups = (param_group("^", frozen=True),)
+    c.train.update(steps=50, eval_every=10, log_every=10, checkpoint_every=10, eval_batches=1,
+                   early_stop_patience=2)
+    workdir = tmp_path / "run"
+    summary = train(c, str(workdir))
+    assert summary["step"] == 30 and summary["stopped_early"] is True
+    assert summary["stopped_early_at_step"] == 30
+    evals = [r for r in read_metrics(workdir / "metrics.jsonl") if "eval/loss" in r]
+    assert [r["step"] for r in evals] == [10, 20, 30]
+    assert json.loads((workdir / "summary.json").read_text())["step"] == 30
+    steps = lambda d: sorted(int(n) for n in os.listdir(d) if n.isdigit())  # noqa: E731
+    assert steps(workdir / "checkpoints") == [10, 20, 30] and steps(workdir / BEST_DIR) == [10]
+    # a finished (stopped) run is not redone
+    assert train(c, str(workdir))["step"] == 30
+    # resumed from step 20 (one eval without a new best): stops at the next eval, 30, not 40
+    shutil.rmtree(workdir / "checkpoints" / "30")
+    os.remove(workdir / "summary.json")
+    again = train(c, str(workdir))
+    assert again["step"] == 30 and again["stopped_early"] is True
