@@ -16,9 +16,10 @@ import os
 from typing import Callable, Iterable
 
 from llm_jax.data.bert_tokenizers import PipelineTokenizer
+from llm_jax.data.gpt2_tokenizer import GPT2BPETokenizer, read_gpt2_tokenizer
 from llm_jax.data.token_cache import tokenizer_fingerprint
-from llm_jax.data.tokenizers import load_tokenizer
-from llm_jax.tasks.causal_lm import TOKENIZER_DIR
+from llm_jax.data.tokenizers import load_tokenizer, make_tokenizer
+from llm_jax.tasks.causal_lm import TOKENIZER_DIR, tokenizer_options
 from llm_jax.tasks.masked_lm import read_tokenizer
 
 
@@ -95,3 +96,38 @@ def json_type(value) -> str:
     if isinstance(value, (int, float)):
         return f"a number ({value})"
     return {str: "a string", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+# Tokenizers of the non-BERT backbones' inputs (pre-trained runs' kinds; see the docstring).
+LM_TOKENIZERS = {"gpt": ("char", "word", "sentencepiece", GPT2BPETokenizer.kind), "elmo": ("word",)}
+
+
+def lm_tokenizer(workdir, data_cfg, init_from, sentences):
+    """The gpt / elmo backbone's tokenizer: this workdir's (a resumed run), the init_from
+    run's, else data.tokenizer fitted on `sentences()` (gpt2_bpe: read from its files)."""
+    tok_dir = os.path.join(workdir, TOKENIZER_DIR)
+    if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
+        return load_tokenizer(tok_dir)
+    d = data_cfg
+    pre_dir = pretrained_tokenizer_dir(init_from) if init_from else None
+    if pre_dir:
+        tokenizer = load_tokenizer(pre_dir)
+    elif d.tokenizer == GPT2BPETokenizer.kind:
+        tokenizer = read_gpt2_tokenizer(d.vocab_file, d.merges_file)
+    else:
+        tokenizer = make_tokenizer(d.tokenizer, "\n".join(sentences()), **tokenizer_options(d))
+    if tokenizer.kind != d.tokenizer:
+        raise ValueError(f"config.data.tokenizer={d.tokenizer!r}, but the tokenizer of "
+                         f"{pre_dir or tok_dir} is {tokenizer.kind!r}")
+    tokenizer.save(tok_dir)
+    return tokenizer
+
+
+def truncate_longest_first(len_a: int, len_b: int, budget: int) -> tuple[int, int]:
+    """Lengths that fit `budget`, cutting the longer text first (both texts equally long
+    then: A keeps budget // 2, B the rest)."""
+    if len_a + len_b <= budget:
+        return len_a, len_b
+    if 2 * min(len_a, len_b) <= budget:
+        return (len_a, budget - len_a) if len_a < len_b else (budget - len_b, len_b)
+    return budget // 2, budget - budget // 2

@@ -60,7 +60,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import os
 import re
 import warnings
 
@@ -72,46 +71,26 @@ from flax import nnx
 
 from llm_jax.data import data_record
 from llm_jax.data.chars import PAD, words_char_ids
-from llm_jax.data.example_batches import ExampleBatches, padded_batches
+from llm_jax.data.example_batches import padded_batches
 from llm_jax.data.glue_data import LABEL_NAMES, glue_task, read_glue
-from llm_jax.data.gpt2_tokenizer import GPT2BPETokenizer, read_gpt2_tokenizer
 from llm_jax.data.text_files import TextSlice
-from llm_jax.data.tokenizers import EOS, CharTokenizer, load_tokenizer, make_tokenizer
+from llm_jax.data.tokenizers import EOS, CharTokenizer
 from llm_jax.evaluation.glue_metrics import glue_metrics
 from llm_jax.ops.losses import cross_entropy_sums, weighted_sum
-from llm_jax.tasks.causal_lm import TOKENIZER_DIR, tokenizer_options
 from llm_jax.tasks.finetune_inputs import (
+    LM_TOKENIZERS,
     check_seq_len,
     finetune_tokenizer,
-    pretrained_tokenizer_dir,
+    lm_tokenizer,
     text_field,
+    truncate_longest_first,
 )
+from llm_jax.tasks.finetune_task import FineTuneTask
 from llm_jax.tasks.masked_lm import TOKENIZER_KINDS
 from llm_jax.tasks.protocols import NUM_TOKENS, mean_metric
 
 SUBSET_SEED = 0  # task.train_examples draws the same subset whatever the training seed
 _ENCODE_CHUNK = 4096  # examples tokenised at once (bounds the tokenizer's offsets arrays)
-
-
-def lm_tokenizer(workdir, data_cfg, init_from, sentences):
-    """The gpt / elmo backbone's tokenizer: this workdir's (a resumed run), the init_from
-    run's, else data.tokenizer fitted on `sentences()` (gpt2_bpe: read from its files)."""
-    tok_dir = os.path.join(workdir, TOKENIZER_DIR)
-    if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
-        return load_tokenizer(tok_dir)
-    d = data_cfg
-    pre_dir = pretrained_tokenizer_dir(init_from) if init_from else None
-    if pre_dir:
-        tokenizer = load_tokenizer(pre_dir)
-    elif d.tokenizer == GPT2BPETokenizer.kind:
-        tokenizer = read_gpt2_tokenizer(d.vocab_file, d.merges_file)
-    else:
-        tokenizer = make_tokenizer(d.tokenizer, "\n".join(sentences()), **tokenizer_options(d))
-    if tokenizer.kind != d.tokenizer:
-        raise ValueError(f"config.data.tokenizer={d.tokenizer!r}, but the tokenizer of "
-                         f"{pre_dir or tok_dir} is {tokenizer.kind!r}")
-    tokenizer.save(tok_dir)
-    return tokenizer
 
 
 @dataclasses.dataclass
@@ -157,19 +136,7 @@ PREDICT_FIELDS = {"cola": ("sentence",), "sst2": ("sentence",), "mrpc": ("senten
                   "rte": ("sentence1", "sentence2"), "wnli": ("sentence1", "sentence2")}
 
 
-# Tokenizers of the non-BERT backbones' inputs (pre-trained runs' kinds; see the docstring).
-LM_TOKENIZERS = {"gpt": ("char", "word", "sentencepiece", GPT2BPETokenizer.kind), "elmo": ("word",)}
 PAIR_SEPARATOR = EOS  # elmo: the word between a pair's two texts
-
-
-def truncate_longest_first(len_a: int, len_b: int, budget: int) -> tuple[int, int]:
-    """Lengths that fit `budget`, cutting the longer text first (both texts equally long
-    then: A keeps budget // 2, B the rest)."""
-    if len_a + len_b <= budget:
-        return len_a, len_b
-    if 2 * min(len_a, len_b) <= budget:
-        return (len_a, budget - len_a) if len_a < len_b else (budget - len_b, len_b)
-    return budget // 2, budget - budget // 2
 
 
 def lm_loss_sums(lm_logits_BTV, ids_BT, mask_BT, w_B, vocab_size):
@@ -202,8 +169,8 @@ def _predict_batch(graphdef, state, input_ids, segment_ids, mask):
     return nnx.merge(graphdef, state)(input_ids, segment_ids, mask)["logits"]
 
 
-class Glue:
-    reports_token_nll = False
+class Glue(FineTuneTask):
+    head = "classification"
 
     @staticmethod
     def default_config() -> ml_collections.ConfigDict:
@@ -225,10 +192,7 @@ class Glue:
         self.cfg, self.data_cfg, self.workdir = c, d, workdir
         self.task = glue_task(c.glue_task)
         self.regression = LABEL_NAMES[self.task] is None
-        if m.get("name") != "finetune" or m.get("head") != "classification":
-            raise ValueError(f"config.task.name='glue' fine-tunes model.name='finetune' with "
-                             f"model.head='classification', got model.name={m.get('name')!r}, "
-                             f"head={m.get('head')!r}")
+        self.check_model(config)
         want = 1 if self.regression else len(LABEL_NAMES[self.task])
         if m.num_labels != want:
             what = "a regression: one score" if self.regression else f"{want} classes"
@@ -261,16 +225,6 @@ class Glue:
         self.max_chars = int(b.get("max_chars", 0))
         if read_eval:
             self.split_tokens(d.eval_split)
-
-    @property
-    def valid(self) -> GlueExamples:
-        return self.split_tokens(self.data_cfg.eval_split)
-
-    @property
-    def train(self) -> GlueExamples:
-        """Read when training needs it: a workdir is evaluated without its training file
-        (QNLI's train.tsv is not in the shared data directory)."""
-        return self.split_tokens(self.data_cfg.train_split)
 
     # -- data --------------------------------------------------------------------------
 
@@ -396,20 +350,6 @@ class Glue:
                 labels = np.asarray(raw.labels, np.float32 if self.regression else np.int32)[index]
             self._splits[split] = self._examples(split, raw.path, text_a, text_b, labels)
         return self._splits[split]
-
-    @staticmethod
-    def saved_tokenizer(config, workdir: str):
-        return load_tokenizer(os.path.join(workdir, TOKENIZER_DIR))
-
-    @property
-    def vocab_size(self) -> int:
-        return self.tokenizer.vocab_size
-
-    def train_batches(self, batch_size: int, seed: int) -> ExampleBatches:
-        return ExampleBatches(self.train, batch_size=batch_size, seed=seed)
-
-    def eval_batches(self, batch_size: int, max_batches=None, tokens=None):
-        return padded_batches(self.valid if tokens is None else tokens, batch_size, max_batches)
 
     # -- loss and metrics --------------------------------------------------------------
 

@@ -52,7 +52,7 @@ from flax import nnx
 
 from llm_jax.data import data_record
 from llm_jax.data.corpora import UnknownSplitError
-from llm_jax.data.example_batches import ExampleBatches, padded_batches
+from llm_jax.data.example_batches import padded_batches
 from llm_jax.data.paths import require_file
 from llm_jax.data.squad_data import (
     DATASET,
@@ -67,11 +67,10 @@ from llm_jax.data.squad_data import (
     split_articles,
 )
 from llm_jax.data.text_files import TextSlice
-from llm_jax.data.tokenizers import load_tokenizer
 from llm_jax.evaluation.squad_metrics import squad_scores
 from llm_jax.ops.losses import cross_entropy_sums
-from llm_jax.tasks.causal_lm import TOKENIZER_DIR
 from llm_jax.tasks.finetune_inputs import check_seq_len, finetune_tokenizer, json_type, text_field
+from llm_jax.tasks.finetune_task import FineTuneTask
 from llm_jax.tasks.masked_lm import TOKENIZER_KINDS
 from llm_jax.tasks.protocols import NUM_TOKENS, mean_metric
 
@@ -111,8 +110,8 @@ def _span_logits(graphdef, state, input_ids, segment_ids, mask):
     return out["start_logits"], out["end_logits"]
 
 
-class SpanQA:
-    reports_token_nll = False
+class SpanQA(FineTuneTask):
+    head = "span"
 
     @staticmethod
     def default_config() -> ml_collections.ConfigDict:
@@ -134,10 +133,7 @@ class SpanQA:
         training starts (False: the `predict` command, which needs no data)."""
         c, d, m = config.task, config.data, config.model
         self.cfg, self.data_cfg, self.workdir = c, d, workdir
-        if m.get("name") != "finetune" or m.get("head") != "span":
-            raise ValueError(f"config.task.name='span_qa' fine-tunes model.name='finetune' with "
-                             f"model.head='span', got model.name={m.get('name')!r}, "
-                             f"head={m.get('head')!r}")
+        self.check_model(config)
         if d.tokenizer not in TOKENIZER_KINDS:
             raise ValueError(f"config.data.tokenizer={d.tokenizer!r}: the span_qa task encodes "
                              f"question/context pairs with a BERT-family tokenizer, one of "
@@ -157,14 +153,6 @@ class SpanQA:
         self.tokenizer = finetune_tokenizer(workdir, d, config.get("init_from", ""), sentences)
         if read_eval:
             self.split_tokens(d.eval_split)
-
-    @property
-    def train(self) -> SquadWindows:
-        return self.split_tokens(self.data_cfg.train_split)
-
-    @property
-    def valid(self) -> SquadWindows:
-        return self.split_tokens(self.data_cfg.eval_split)
 
     # -- data --------------------------------------------------------------------------
 
@@ -225,20 +213,6 @@ class SpanQA:
             examples = self._examples(split)
             self._splits[split] = self.windows(examples, split, str(self._path(field)))
         return self._splits[split]
-
-    @staticmethod
-    def saved_tokenizer(config, workdir: str):
-        return load_tokenizer(os.path.join(workdir, TOKENIZER_DIR))
-
-    @property
-    def vocab_size(self) -> int:
-        return self.tokenizer.vocab_size
-
-    def train_batches(self, batch_size: int, seed: int) -> ExampleBatches:
-        return ExampleBatches(self.train, batch_size=batch_size, seed=seed)
-
-    def eval_batches(self, batch_size: int, max_batches=None, tokens=None):
-        return padded_batches(self.valid if tokens is None else tokens, batch_size, max_batches)
 
     # -- loss and metrics --------------------------------------------------------------
 

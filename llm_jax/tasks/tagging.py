@@ -48,15 +48,15 @@ import numpy as np
 from flax import nnx
 
 from llm_jax.data import data_record
-from llm_jax.data.example_batches import ExampleBatches, padded_batches
+from llm_jax.data.example_batches import padded_batches
 from llm_jax.data.tagging_data import UNK, read_conll2003, tag_ids, tag_names
 from llm_jax.data.text_files import TextSlice
-from llm_jax.data.tokenizers import load_tokenizer, write_atomic
+from llm_jax.data.tokenizers import write_atomic
 from llm_jax.data.word_pieces import WordPieces, encode_words
 from llm_jax.evaluation.tagging_metrics import entity_scores
 from llm_jax.ops.losses import cross_entropy_sums
-from llm_jax.tasks.causal_lm import TOKENIZER_DIR
 from llm_jax.tasks.finetune_inputs import check_seq_len, finetune_tokenizer, json_type, text_field
+from llm_jax.tasks.finetune_task import FineTuneTask
 from llm_jax.tasks.masked_lm import TOKENIZER_KINDS
 from llm_jax.tasks.protocols import NUM_TOKENS, mean_metric
 
@@ -101,23 +101,17 @@ def _predict_batch(graphdef, state, input_ids, segment_ids, mask):
     return ids
 
 
-class WordTaggingTask:
+class WordTaggingTask(FineTuneTask):
     """What token_tagging and intent_slots share: the tokenizer, the label vocabularies, the
     words encoded with their first sub-words, batches and prediction. A subclass names its
     model head and data (`_read`, `_words`, `_vocabularies`, `_intents`), its loss and scores."""
-
-    reports_token_nll = False
-    head = ""  # model.head the task trains
 
     def __init__(self, config, workdir: str, *, read_eval: bool = True):
         """`read_eval`: read and encode the eval split now, so that a bad file fails before
         training starts (False: the `predict` command, which needs no data)."""
         c, d, m = config.task, config.data, config.model
         self.cfg, self.data_cfg, self.workdir = c, d, workdir
-        if m.get("name") != "finetune" or m.get("head") != self.head:
-            raise ValueError(f"config.task.name={c.name!r} fine-tunes model.name='finetune' with "
-                             f"model.head={self.head!r}, got model.name={m.get('name')!r}, "
-                             f"head={m.get('head')!r}")
+        self.check_model(config)
         if d.tokenizer not in TOKENIZER_KINDS:
             raise ValueError(f"config.data.tokenizer={d.tokenizer!r}: the {c.name} task reads "
                              f"sub-words of a BERT-family tokenizer, one of {sorted(TOKENIZER_KINDS)}")
@@ -132,15 +126,6 @@ class WordTaggingTask:
         self.tag_names = self.labels["tags"]
         if read_eval:
             self.split_tokens(d.eval_split)
-
-    @property
-    def valid(self) -> TaggedExamples:
-        return self.split_tokens(self.data_cfg.eval_split)
-
-    @property
-    def train(self) -> TaggedExamples:
-        """Read when training needs it: a workdir is evaluated without its training file."""
-        return self.split_tokens(self.data_cfg.train_split)
 
     # -- data --------------------------------------------------------------------------
 
@@ -217,20 +202,6 @@ class WordTaggingTask:
                                                  [raw.tags[i] for i in index], labels, intents,
                                                  intent_labels)
         return self._splits[split]
-
-    @staticmethod
-    def saved_tokenizer(config, workdir: str):
-        return load_tokenizer(os.path.join(workdir, TOKENIZER_DIR))
-
-    @property
-    def vocab_size(self) -> int:
-        return self.tokenizer.vocab_size
-
-    def train_batches(self, batch_size: int, seed: int) -> ExampleBatches:
-        return ExampleBatches(self.train, batch_size=batch_size, seed=seed)
-
-    def eval_batches(self, batch_size: int, max_batches=None, tokens=None):
-        return padded_batches(self.valid if tokens is None else tokens, batch_size, max_batches)
 
     # -- prediction --------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ from llm_jax.data.token_cache import tokenizer_fingerprint
 from llm_jax.data.tokenizers import load_tokenizer
 from llm_jax.models import bert, build_model, default_model_config
 from llm_jax.models.finetune import BERT_PRETRAINING_HEADS, FineTuned
-from llm_jax.tasks.glue import Glue, pretrained_tokenizer_dir
+from llm_jax.tasks.finetune_inputs import pretrained_tokenizer_dir
+from llm_jax.tasks.glue import Glue
 from llm_jax.training.commands import train
 from llm_jax.training.config_schema import check_config
 from llm_jax.training.experiment import Experiment

@@ -14,7 +14,8 @@ from flax import nnx
 from llm_jax.data.chars import batch_char_ids
 from llm_jax.models import default_model_config, gpt
 from llm_jax.models.finetune import GPT_SPECIALS, FineTuned
-from llm_jax.tasks.glue import Glue, lm_loss_sums, truncate_longest_first
+from llm_jax.tasks.finetune_inputs import truncate_longest_first
+from llm_jax.tasks.glue import Glue, lm_loss_sums
 from llm_jax.training.commands import train
 from llm_jax.training.config_schema import check_config
 from llm_jax.training.experiment import Experiment

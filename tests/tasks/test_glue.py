@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 import llm_jax
+from llm_jax.data.example_batches import ExampleBatches
 from llm_jax.data.glue_data import FOLDERS, read_glue
-from llm_jax.tasks.glue import ExampleBatches, Glue
+from llm_jax.tasks.glue import Glue
 from llm_jax.training.commands import train
 from llm_jax.training.metrics import read_metrics
 from llm_jax.training.trainer import BEST_DIR

@@ -1,0 +1,53 @@
+"""What every fine-tuning task (glue, token_tagging, intent_slots, span_qa) does the same way:
+it trains model.name="finetune" with one head, reads its splits through `split_tokens` (the
+eval split when it is built, so a bad file fails before training starts; the train split only
+when training needs it, so a workdir is evaluated without its training file), keeps the
+tokenizer in WORKDIR/tokenizer, and batches examples with data/example_batches.py.
+"""
+
+from __future__ import annotations
+
+import os
+
+from llm_jax.data.example_batches import ExampleBatches, padded_batches
+from llm_jax.data.tokenizers import load_tokenizer
+from llm_jax.tasks.causal_lm import TOKENIZER_DIR
+
+
+class FineTuneTask:
+    """A subclass sets `head` and `tokenizer`, and defines split_tokens(split), loss and scores."""
+
+    reports_token_nll = False
+    head = ""  # the model.head the task trains
+
+    def check_model(self, config) -> None:
+        m = config.model
+        if m.get("name") != "finetune" or m.get("head") != self.head:
+            raise ValueError(f"config.task.name={config.task.name!r} fine-tunes "
+                             f"model.name='finetune' with model.head={self.head!r}, got "
+                             f"model.name={m.get('name')!r}, head={m.get('head')!r}")
+
+    def split_tokens(self, split: str):
+        raise NotImplementedError
+
+    @property
+    def valid(self):
+        return self.split_tokens(self.data_cfg.eval_split)
+
+    @property
+    def train(self):
+        return self.split_tokens(self.data_cfg.train_split)
+
+    @staticmethod
+    def saved_tokenizer(config, workdir: str):
+        return load_tokenizer(os.path.join(workdir, TOKENIZER_DIR))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
+
+    def train_batches(self, batch_size: int, seed: int) -> ExampleBatches:
+        return ExampleBatches(self.train, batch_size=batch_size, seed=seed)
+
+    def eval_batches(self, batch_size: int, max_batches=None, tokens=None):
+        return padded_batches(self.valid if tokens is None else tokens, batch_size, max_batches)
