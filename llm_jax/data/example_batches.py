@@ -45,34 +45,41 @@ def padded_batches(examples: Examples, batch_size: int, max_batches=None, *, lab
         yield examples.rows(np.where(real, index, 0), real, labelled=labelled)
 
 
-class ExampleBatches:
-    """Endless training batches of `batch_size` rows (the Batches protocol)."""
+class EpochShuffledBatches:
+    """Endless batches of `batch_size` rows over `num_rows` items, each epoch a permutation drawn
+    from (seed, epoch), so a batch is a function of (seed, step) and a restored position gives
+    the same batches (the Batches protocol). A subclass makes a batch from its rows
+    (`batch(step)` over `rows(step)`) and lists what a position may only be restored into
+    (`_settings`)."""
 
-    def __init__(self, examples: Examples, *, batch_size: int, seed: int):
-        if not len(examples):
-            raise ValueError(f"{examples.path}: the training split has no example")
-        self.examples, self.B, self.seed = examples, int(batch_size), int(seed)
-        self.num_examples = len(examples)
-        self.steps_per_epoch = self.num_examples / self.B
+    def __init__(self, num_rows: int, *, batch_size: int, seed: int):
+        self.num_rows, self.B, self.seed = int(num_rows), int(batch_size), int(seed)
+        self.steps_per_epoch = self.num_rows / self.B
         self._orders: dict[int, np.ndarray] = {}
         self._step = 0
 
     def order(self, epoch: int) -> np.ndarray:
         if epoch not in self._orders:
             rng = np.random.default_rng([self.seed, _ORDER, epoch])
-            self._orders[epoch] = rng.permutation(self.num_examples)
+            self._orders[epoch] = rng.permutation(self.num_rows)
             for old in [e for e in self._orders if e < epoch - 1]:
                 del self._orders[old]
         return self._orders[epoch]
 
-    def batch(self, step: int) -> dict:
-        """Batch number `step` (0-based), without moving the iterator."""
+    def rows(self, step: int) -> np.ndarray:
+        """The item indices of batch `step` (0-based); a batch may span two epochs."""
         g = int(step) * self.B + np.arange(self.B)
-        epochs, within = np.divmod(g, self.num_examples)
-        index = np.empty(self.B, np.int64)
+        epochs, within = np.divmod(g, self.num_rows)
+        out = np.empty(self.B, np.int64)
         for e in np.unique(epochs):
-            index[epochs == e] = self.order(int(e))[within[epochs == e]]
-        return self.examples.rows(index)
+            out[epochs == e] = self.order(int(e))[within[epochs == e]]
+        return out
+
+    def batch(self, step: int) -> dict:
+        raise NotImplementedError
+
+    def _settings(self) -> dict:
+        raise NotImplementedError
 
     def __iter__(self):
         return self
@@ -82,11 +89,9 @@ class ExampleBatches:
         self._step += 1
         return batch
 
-    def _settings(self) -> dict:
-        return {"seed": self.seed, "batch_size": self.B, "num_examples": self.num_examples}
-
     def get_state(self) -> dict:
-        return {"step": self._step, "epoch": self._step * self.B // self.num_examples,
+        # "epoch" is informational (the epoch of the next batch's first row); "step" is the position
+        return {"step": self._step, "epoch": self._step * self.B // self.num_rows,
                 **self._settings()}
 
     def set_state(self, state: dict) -> None:
@@ -98,3 +103,20 @@ class ExampleBatches:
         if "step" not in state:
             raise ValueError(f"Data state {state!r} has no field `step`.")
         self._step = int(state["step"])
+
+
+class ExampleBatches(EpochShuffledBatches):
+    """Endless training batches of `batch_size` examples."""
+
+    def __init__(self, examples: Examples, *, batch_size: int, seed: int):
+        if not len(examples):
+            raise ValueError(f"{examples.path}: the training split has no example")
+        super().__init__(len(examples), batch_size=batch_size, seed=seed)
+        self.examples, self.num_examples = examples, len(examples)
+
+    def batch(self, step: int) -> dict:
+        """Batch number `step` (0-based), without moving the iterator."""
+        return self.examples.rows(self.rows(step))
+
+    def _settings(self) -> dict:
+        return {"seed": self.seed, "batch_size": self.B, "num_examples": self.num_examples}

@@ -31,11 +31,12 @@ from typing import Any
 
 import numpy as np
 
+from llm_jax.data.example_batches import EpochShuffledBatches
 from llm_jax.data.mlm_data import Instances
 
 MASKINGS = ("static", "dynamic")
 # second words of the generator seeds: keeps the streams of one seed apart
-_ORDER, _STATIC, _DYNAMIC = 1, 2, 3
+_STATIC, _DYNAMIC = 2, 3  # (1 is the epoch orders', data/example_batches.py)
 
 
 def word_start_table(tokenizer) -> np.ndarray:
@@ -149,7 +150,7 @@ def static_uniforms(seed: int, rows: np.ndarray, n: int) -> np.ndarray:
                      for r in rows])
 
 
-class MLMBatches:
+class MLMBatches(EpochShuffledBatches):
     """Endless training batches over `instances`, B rows each (the Batches protocol of
     tasks/protocols.py).
 
@@ -166,30 +167,10 @@ class MLMBatches:
             raise ValueError(f"config.task.masking={masking!r}: expected one of {MASKINGS}")
         if not len(instances):
             raise ValueError("the training split gives no pre-training instance")
-        self.inst, self.B, self.T, self.seed = instances, int(batch_size), int(max_len), int(seed)
+        super().__init__(len(instances), batch_size=batch_size, seed=seed)
+        self.inst, self.T, self.num_instances = instances, int(max_len), len(instances)
         self.masker, self.masking, self.ids, self.sentence_task = (masker, masking, ids,
                                                                    sentence_task)
-        self.num_instances = len(instances)
-        self.steps_per_epoch = self.num_instances / self.B
-        self._orders: dict[int, np.ndarray] = {}
-        self._step = 0
-
-    def order(self, epoch: int) -> np.ndarray:
-        if epoch not in self._orders:
-            rng = np.random.default_rng([self.seed, _ORDER, epoch])
-            self._orders[epoch] = rng.permutation(self.num_instances)
-            for old in [e for e in self._orders if e < epoch - 1]:
-                del self._orders[old]
-        return self._orders[epoch]
-
-    def rows(self, step: int) -> np.ndarray:
-        """The instance indices of batch `step`."""
-        g = int(step) * self.B + np.arange(self.B)
-        epochs, within = np.divmod(g, self.num_instances)
-        out = np.empty(self.B, np.int64)
-        for e in np.unique(epochs):
-            out[epochs == e] = self.order(int(e))[within[epochs == e]]
-        return out
 
     def batch(self, step: int) -> dict:
         """Batch number `step` (0-based), without moving the iterator."""
@@ -201,33 +182,10 @@ class MLMBatches:
         return make_batch(self.inst, rows, self.T, self.masker, u, ids=self.ids,
                           sentence_task=self.sentence_task)
 
-    def __iter__(self) -> Iterator[dict]:
-        return self
-
-    def __next__(self) -> dict:
-        batch = self.batch(self._step)
-        self._step += 1
-        return batch
-
     def _settings(self) -> dict[str, Any]:
         return {"seed": self.seed, "batch_size": self.B, "max_len": self.T,
                 "num_instances": self.num_instances, "masking": self.masking,
                 "num_tokens": int(self.inst.a_len.sum() + self.inst.b_len.sum())}
-
-    def get_state(self) -> dict[str, Any]:
-        # "epoch" is informational (the epoch of the next batch's first row); "step" is the position
-        return {"step": self._step, "epoch": self._step * self.B // self.num_instances,
-                **self._settings()}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        for key, value in self._settings().items():
-            if key in state and state[key] != value:
-                raise ValueError(f"Data state field `{key}` is {state[key]!r}, but this pipeline "
-                                 f"has {key}={value!r}; a position can only be restored into "
-                                 "the same data pipeline.")
-        if "step" not in state:
-            raise ValueError(f"Data state {state!r} has no field `step`.")
-        self._step = int(state["step"])
 
 
 def eval_batches(instances: Instances, *, batch_size: int, max_len: int, seed: int,
