@@ -29,7 +29,7 @@ import math
 import os
 import pathlib
 
-from llm_jax.data.paths import MissingDataError, data_dir, require_file
+from llm_jax.data.paths import MissingDataError, data_dir, read_lines, require_file_in_layout
 
 # Hugging Face `glue` ClassLabel names, in id order.
 LABEL_NAMES: dict[str, tuple[str, ...] | None] = {
@@ -132,27 +132,7 @@ def _file_in_data_dir(task: str, split: str) -> pathlib.Path:
         name = "test_labeled.tsv"
         if not (data_dir() / folder / name).is_file() and (data_dir() / folder / "test.tsv").is_file():
             return data_dir() / folder / "test.tsv"
-    try:
-        return require_file(folder, name)
-    except MissingDataError as e:
-        raise MissingDataError(f"{e}\nExpected layout: {layout(task)}.") from None
-
-
-def _lines(path: pathlib.Path, encoding: str) -> list[str]:
-    """The file's lines split at "\\n" only (a CRLF's "\\r" dropped); no final empty line."""
-    data = path.read_bytes()
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise ValueError(f"{path}:{line}: field 'text': byte 0x{data[e.start]:02x} is not valid "
-                         f"{encoding}; pass encoding= with the file's encoding") from None
-    lines = [line.removesuffix("\r") for line in text.split("\n")]
-    while lines and not lines[-1]:  # the final newline, and blank lines at the very end
-        lines.pop()
-    if lines:
-        lines[0] = lines[0].removeprefix("\ufeff")  # MRPC's files start with a UTF-8 BOM
-    return lines
+    return require_file_in_layout(folder, name, layout(task))
 
 
 def _short(value: str, limit: int = 60) -> str:
@@ -178,7 +158,9 @@ def read_glue(task: str, split: str, path: str | os.PathLike | None = None,
             raise MissingDataError(f"{file}: no such file (GLUE {task} {split}); expected a file "
                                    f"like those of {layout(task)}")
     spec = _LAYOUTS[task]
-    lines = _lines(file, encoding)
+    lines = read_lines(file, encoding)
+    while lines and not lines[-1]:  # blank lines at the very end of a TSV
+        lines.pop()
     if not lines:
         raise ValueError(f"{file}:1: field 'header': the file is empty; expected {layout(task)}")
     first = tuple(lines[0].split("\t"))

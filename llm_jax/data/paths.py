@@ -53,3 +53,28 @@ def _how_to_get(dataset: str, path: pathlib.Path) -> str:
         dataset, "in the layout and file names of the data set's canonical download")
     return (f"`python -m llm_jax download` does not fetch {dataset!r}: put {path.name} at "
             f"{path} yourself ({where}),")
+
+
+def require_file_in_layout(dataset: str, filename: str, layout: str) -> pathlib.Path:
+    """require_file, its message ending with the layout the data set's folder should have."""
+    try:
+        return require_file(dataset, filename)
+    except MissingDataError as e:
+        raise MissingDataError(f"{e}\nExpected layout: {layout}.") from None
+
+
+def read_lines(path: pathlib.Path, encoding: str) -> list[str]:
+    """The text file's lines, split at "\\n" only (a CRLF's "\\r" dropped), without the final newline."""
+    data = path.read_bytes()
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: field 'text': byte 0x{data[e.start]:02x} is not valid "
+                         f"{encoding}; pass encoding= with the file's encoding") from None
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if lines and not lines[-1]:  # the final newline (a blank line before it is kept)
+        lines.pop()
+    if lines:
+        lines[0] = lines[0].removeprefix("\ufeff")  # MRPC's files start with a UTF-8 BOM
+    return lines

@@ -32,7 +32,7 @@ import os
 import pathlib
 import re
 
-from llm_jax.data.paths import MissingDataError, require_file
+from llm_jax.data.paths import MissingDataError, read_lines, require_file_in_layout
 
 SPLITS = ("train", "valid", "test")
 _SPLIT_ALIASES = {"dev": "valid", "validation": "valid"}
@@ -82,33 +82,11 @@ def _split(split: str) -> str:
     return split
 
 
-def _lines(path: pathlib.Path, encoding: str) -> list[str]:
-    """The file's lines split at "\\n" only (a CRLF's "\\r" dropped), without the final newline."""
-    data = path.read_bytes()
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise ValueError(f"{path}:{line}: field 'text': byte 0x{data[e.start]:02x} is not valid "
-                         f"{encoding}; pass encoding= with the file's encoding") from None
-    lines = [line.removesuffix("\r") for line in text.split("\n")]
-    if lines and not lines[-1]:
-        lines.pop()
-    return lines
-
-
 def _user_file(path: str | os.PathLike, what: str, layout: str) -> pathlib.Path:
     file = pathlib.Path(path).expanduser()
     if not file.is_file():
         raise MissingDataError(f"{file}: no such file ({what}); expected {layout}")
     return file
-
-
-def _data_file(dataset: str, filename: str, layout: str) -> pathlib.Path:
-    try:
-        return require_file(dataset, filename)
-    except MissingDataError as e:
-        raise MissingDataError(f"{e}\nExpected layout: {layout}.") from None
 
 
 def iob1_to_iob2(tags: list[str]) -> list[str]:
@@ -131,7 +109,7 @@ def read_conll2003(split: str, path: str | os.PathLike | None = None,
     """
     split = _split(split)
     if path is None:
-        file = _data_file("conll2003", f"{split}.txt", CONLL_LAYOUT)
+        file = require_file_in_layout("conll2003", f"{split}.txt", CONLL_LAYOUT)
     else:
         file = _user_file(path, f"CoNLL-2003 {split}", CONLL_LAYOUT)
     tokens, tags, doc_ids = [], [], []
@@ -148,7 +126,7 @@ def read_conll2003(split: str, path: str | os.PathLike | None = None,
             doc_ids.append(max(doc, 0))
         words, ner = [], []
 
-    for n, line in enumerate(_lines(file, encoding), start=1):
+    for n, line in enumerate(read_lines(file, encoding), start=1):
         fields = line.split()
         if not fields or fields[0] == "-DOCSTART-":
             end_sentence()
@@ -182,11 +160,11 @@ def read_intent_slots(corpus: str, split: str, path: str | os.PathLike | None = 
     if path is None:
         if corpus not in INTENT_CORPORA:
             raise ValueError(f"intent corpus {corpus!r}: expected one of {', '.join(INTENT_CORPORA)}")
-        files = [_data_file(corpus, f"{split}/{name}", layout) for name in names]
+        files = [require_file_in_layout(corpus, f"{split}/{name}", layout) for name in names]
     else:
         folder = pathlib.Path(path).expanduser()
         files = [_user_file(folder / name, f"{corpus} {split}", layout) for name in names]
-    lines = [_lines(f, encoding) for f in files]
+    lines = [read_lines(f, encoding) for f in files]
     fields = ("words", "slots", "intent")
     for f, field, ls in zip(files[1:], fields[1:], lines[1:]):
         if len(ls) != len(lines[0]):

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from llm_jax.data.example_batches import ExampleBatches, padded_batches
 from llm_jax.data.tokenizers import load_tokenizer
 from llm_jax.tasks.causal_lm import TOKENIZER_DIR
+
+SUBSET_SEED = 0  # task.train_examples draws the same subset whatever the training seed
 
 
 class FineTuneTask:
@@ -29,6 +33,18 @@ class FineTuneTask:
 
     def split_tokens(self, split: str):
         raise NotImplementedError
+
+    def subset(self, split: str, n: int) -> np.ndarray:
+        """Indices of the `n` examples of `split` to use: for the train split a fixed random
+        subset of task.train_examples (when set), for the eval split its first
+        task.eval_examples; all of them otherwise."""
+        c, d = self.cfg, self.data_cfg
+        if split == d.train_split and 0 < c.train_examples < n:
+            return np.sort(np.random.default_rng(SUBSET_SEED).choice(n, c.train_examples,
+                                                                     replace=False))
+        if split == d.eval_split and c.eval_examples > 0:
+            return np.arange(min(n, c.eval_examples))
+        return np.arange(n)
 
     @property
     def valid(self):

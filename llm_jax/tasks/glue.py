@@ -89,7 +89,6 @@ from llm_jax.tasks.finetune_task import FineTuneTask
 from llm_jax.tasks.masked_lm import TOKENIZER_KINDS
 from llm_jax.tasks.protocols import NUM_TOKENS, mean_metric
 
-SUBSET_SEED = 0  # task.train_examples draws the same subset whatever the training seed
 _ENCODE_CHUNK = 4096  # examples tokenised at once (bounds the tokenizer's offsets arrays)
 
 
@@ -336,13 +335,7 @@ class Glue(FineTuneTask):
         """The split, encoded (train: task.train_examples' subset; eval: eval_examples')."""
         if split not in self._splits:
             raw = self._read(split)
-            index = np.arange(len(raw))
-            c, d = self.cfg, self.data_cfg
-            if split == d.train_split and 0 < c.train_examples < len(raw):
-                rng = np.random.default_rng(SUBSET_SEED)
-                index = np.sort(rng.choice(len(raw), c.train_examples, replace=False))
-            elif split == d.eval_split and c.eval_examples > 0:
-                index = index[:c.eval_examples]
+            index = self.subset(split, len(raw))
             text_a = [raw.text_a[i] for i in index]
             text_b = None if raw.text_b is None else [raw.text_b[i] for i in index]
             labels = None

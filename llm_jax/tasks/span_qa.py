@@ -74,8 +74,6 @@ from llm_jax.tasks.finetune_task import FineTuneTask
 from llm_jax.tasks.masked_lm import TOKENIZER_KINDS
 from llm_jax.tasks.protocols import NUM_TOKENS, mean_metric
 
-SUBSET_SEED = 0  # task.train_examples draws the same subset whatever the training seed
-
 
 @dataclasses.dataclass
 class SquadWindows:
@@ -187,13 +185,7 @@ class SpanQA(FineTuneTask):
                                  "leave some to evaluate on (or give task.train_file and eval_file)")
             train, held_out = split_articles(examples, c.first_eval_article)
             examples = train if roles[split] == "train_file" else held_out
-        if split == d.train_split and 0 < c.train_examples < len(examples):
-            rng = np.random.default_rng(SUBSET_SEED)
-            examples = [examples[i] for i in
-                        np.sort(rng.choice(len(examples), c.train_examples, replace=False))]
-        elif split == d.eval_split and c.eval_examples > 0:
-            examples = examples[:c.eval_examples]
-        return examples
+        return [examples[i] for i in self.subset(split, len(examples))]
 
     def windows(self, examples, name: str, path: str) -> SquadWindows:
         """`examples` (SquadExamples) in windows, as the task's config lays them out."""

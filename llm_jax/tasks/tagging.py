@@ -60,7 +60,6 @@ from llm_jax.tasks.finetune_task import FineTuneTask
 from llm_jax.tasks.masked_lm import TOKENIZER_KINDS
 from llm_jax.tasks.protocols import NUM_TOKENS, mean_metric
 
-SUBSET_SEED = 0  # task.train_examples draws the same subset whatever the training seed
 LABELS_FILE = "labels.json"  # WORKDIR/labels.json: {"tags": [...], "intents": [...]}
 
 
@@ -187,13 +186,7 @@ class WordTaggingTask(FineTuneTask):
         if split not in self._splits:
             raw = self._read_split(split)
             words = self._words(raw)
-            index = np.arange(len(words))
-            c, d = self.cfg, self.data_cfg
-            if split == d.train_split and 0 < c.train_examples < len(words):
-                rng = np.random.default_rng(SUBSET_SEED)
-                index = np.sort(rng.choice(len(words), c.train_examples, replace=False))
-            elif split == d.eval_split and c.eval_examples > 0:
-                index = index[:c.eval_examples]
+            index = self.subset(split, len(words))
             pieces = encode_words(self.tokenizer, [words[i] for i in index], self.max_len)
             ids = tag_ids(raw, self.tag_names)
             labels = pieces.token_labels([ids[i] for i in index])
