@@ -93,6 +93,8 @@ def lm_decoder(model, batch: int, length: int, *, use_cache: bool | None = None)
 def _generate(graphdef, params, prompts_BP, lengths_B, key, *, max_new_tokens, prefill_len,
               temperature, top_k, top_p, eos_id, pad_id, use_cache):
     model = nnx.merge(graphdef, params)
+    if isinstance(model, GPT):
+        model.stack.hoist_layers()  # each layer's weights sliced once, not at every step
     B, P = prompts_BP.shape
     dec = lm_decoder(model, B, P + max_new_tokens, use_cache=use_cache)
     return decode(dec.tokens_to_logits, dec.cache, prompts_BP, lengths_B, max_new_tokens,

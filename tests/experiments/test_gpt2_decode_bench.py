@@ -82,3 +82,18 @@ def test_bad_flags_are_named(flags, message, tmp_path, monkeypatch, capsys):
         module.main()
     assert e.value.code == 2 and message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_decode_floor_splits_a_step_and_reports_its_bound(tmp_path):
+    out = tmp_path / "floor.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "decode_floor.py"), "--shape", "tiny",
+         "--repeats", "2", "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    r = json.loads(out.read_text())
+    assert r["shape"] == "tiny" and r["read_GBps"] > 0 and r["weight_bytes"] > 0
+    assert r["floor_ms"] == pytest.approx(r["weight_bytes"] / r["read_GBps"] / 1e6)
+    for k in ("step_ms", "sliced_step_ms", "sliced_loop_step_ms", "head_ms"):
+        assert r[k] > 0
+    assert r["blocks_ms"] == pytest.approx(r["step_ms"] - r["head_ms"])

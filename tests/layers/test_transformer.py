@@ -198,3 +198,23 @@ def test_sparse_layers_take_the_sparse_mask_only_where_flagged():
         stack(x, sparse_mask=band)
     with pytest.raises(ValueError, match=r"bool\[2\]"):
         stack(x, sparse_mask=band, sparse_layers=(True,))
+
+
+def test_hoisted_layers_give_the_stacks_outputs_and_cache():
+    """hoist_layers (decoding's per-layer weight slices, taken once) changes no number: the
+    output and the cache of a cached step, with cross-attention and the sparse flags."""
+    x, enc = rand(2, 3, 8), rand(2, 4, 8, seed=1)
+    band = ops.local_mask(3, 4, window=2)
+
+    def run(stack):
+        y, cache = stack(x, cache=stack.init_cache(2, 4, encoded=enc), sparse_mask=band,
+                         sparse_layers=(False, True))
+        y2, cache = stack(x[:, :1], cache=cache)
+        return y, y2, cache
+
+    want = run(DecoderStack(CFG, cross_attention=True, rngs=nnx.Rngs(0)))
+    hoisted = DecoderStack(CFG, cross_attention=True, rngs=nnx.Rngs(0))
+    hoisted.hoist_layers()
+    assert len(hoisted.hoisted) == CFG.num_layers
+    for a, b in zip(jax.tree.leaves(run(hoisted)), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
