@@ -7,6 +7,10 @@ a SentencePiece BPE trained on the corpus (rows beyond it are simply unused); ad
 BPE, read from LLM_JAX_DATA_DIR/tokenizers/gpt2 (encoder.json, vocab.bpe): its 50,257 tokens,
 <|endoftext|> = 50256, fill all but the last 47 rows. Activations are bfloat16, parameters
 and optimizer state float32 (model.dtype, model.param_dtype).
+
+Variant cpu (configs/gpt2.py:cpu,gpt2_bpe): not a published size but GPT-2's recipe at a shape
+this 2-core CPU trains in minutes (4 layers, 4 heads, 128 wide, context 256, float32), for
+experiments/gpt2_zeroshot/'s "same harness on a GPT trained here" rows.
 """
 
 from llm_jax.training.config_schema import default_config
@@ -16,6 +20,7 @@ SIZES = {  # layers, heads, width
     "350m": (24, 16, 1024),
     "774m": (36, 20, 1280),
     "1.5b": (48, 25, 1600),
+    "cpu": (4, 4, 128),
 }
 
 
@@ -45,4 +50,9 @@ def get_config(arg=None):
     c.optimizer.update(lr=6e-4, min_lr=6e-5, warmup_steps=700, b2=0.95, weight_decay=0.1)
     c.train.update(steps=20000, batch_size=32, eval_every=1000, eval_batches=20)
     c.mesh.update(data=-1, fsdp=1, tensor=1)
+    if size == "cpu":
+        c.model.update(max_len=256, dtype="float32", scan_layers=False)
+        c.data.seq_len = 256
+        c.optimizer.update(lr=1e-3, min_lr=1e-4, warmup_steps=100)
+        c.train.update(steps=600, batch_size=16, eval_every=200, eval_batches=20)
     return c
