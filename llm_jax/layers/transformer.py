@@ -21,6 +21,11 @@ REMAT_POLICIES = {
 }
 
 
+def _layer(tree, i):
+    """Layer i's slice of a pytree stacked on a leading layers axis (None stays None)."""
+    return jax.tree.map(lambda a: a[i], tree)
+
+
 class _Stack(nnx.Module):
     def __init__(self, make_block, num_layers, *, shared, remat, scan_layers, rngs):
         if remat not in REMAT_POLICIES:
@@ -45,12 +50,11 @@ class _Stack(nnx.Module):
         layer i's slice and returns what is stacked as the result.
         """
         keys = None if dropout_key is None else jax.random.split(dropout_key, self.num_layers)
-        at_i = lambda tree, i: jax.tree.map(lambda a: a[i], tree)  # noqa: E731
         hoisted = getattr(self, "hoisted", None)
         if hoisted is not None:  # see hoist_layers: no slicing here, and no remat (no grads)
             out = [None] * self.num_layers
             for i, block in enumerate(hoisted):
-                x, out[i] = call(block, x, None if keys is None else keys[i], at_i(cache_L, i))
+                x, out[i] = call(block, x, None if keys is None else keys[i], _layer(cache_L, i))
             return x, jax.tree.map(lambda *cs: jnp.stack(cs), *out)
         graphdef, state = nnx.split(self.block if self.shared else self.blocks)
 
@@ -68,8 +72,8 @@ class _Stack(nnx.Module):
             return jax.lax.scan(body, x, xs, length=self.num_layers)
         new_cache = []
         for i in range(self.num_layers):
-            x, c = layer(state if self.shared else at_i(state, i), x,
-                         None if keys is None else keys[i], at_i(cache_L, i))
+            x, c = layer(state if self.shared else _layer(state, i), x,
+                         None if keys is None else keys[i], _layer(cache_L, i))
             new_cache.append(c)
         return x, jax.tree.map(lambda *cs: jnp.stack(cs), *new_cache)
 
@@ -85,7 +89,7 @@ class _Stack(nnx.Module):
         if self.shared or getattr(self, "hoisted", None) is not None:
             return
         graphdef, state = nnx.split(self.blocks)
-        self.hoisted = nnx.List([nnx.merge(graphdef, jax.tree.map(lambda a, i=i: a[i], state))
+        self.hoisted = nnx.List([nnx.merge(graphdef, _layer(state, i))
                                  for i in range(self.num_layers)])
 
 

@@ -42,7 +42,7 @@ from llm_jax.models import build_model  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench_decode import bench, model_config  # noqa: E402
+from bench_decode import SHAPES, bench, model_config  # noqa: E402
 
 
 def median_ms(fn, *args, repeats):
@@ -63,12 +63,17 @@ def _unrolled(cfg):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--shape", choices=("124m", "tiny"), default="124m")
+    p.add_argument("--shape", choices=tuple(SHAPES), default="124m")
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--prompt-len", type=int, default=32)
     p.add_argument("--cache-len", type=int, default=160, help="bench_decode's 32 + 128")
     p.add_argument("--out", default=os.path.join("runs", "gpt2_zeroshot_bench", "decode_floor.json"))
     args = p.parse_args()
+    if args.repeats < 1 or args.prompt_len < 1:
+        p.error("--repeats and --prompt-len must be >= 1")
+    if args.cache_len <= args.prompt_len:
+        p.error(f"--cache-len={args.cache_len} must exceed --prompt-len={args.prompt_len}: the "
+                "step writes one more position into the cache")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     busy = bench.other_processes_cores()
 
