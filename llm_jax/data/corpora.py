@@ -47,6 +47,11 @@ CORPORA: dict[str, Corpus] = {
     "wikitext-2": Corpus(
         "wikitext-2", {s: Split(f"wiki.{s}.tokens") for s in ("train", "valid", "test")}
     ),
+    # Merity et al.'s larger set (103M training words), same layout: not downloaded here, put
+    # wikitext-103/wiki.{train,valid,test}.tokens under the data directory
+    "wikitext-103": Corpus(
+        "wikitext-103", {s: Split(f"wiki.{s}.tokens") for s in ("train", "valid", "test")}
+    ),
 }
 
 # nanoGPT and many configs say "val"; the canonical files say "valid".

@@ -83,7 +83,20 @@ def fit_or_load_tokenizer(data_cfg, workdir: str, splits: SplitReader):
     return tokenizer
 
 
-class CausalLM:
+class WorkdirTokenizer:
+    """A task's tokenizer, saved in WORKDIR/tokenizer once fitted or read: llm_jax.load rebuilds
+    it from there without the corpus, and the model's vocabulary is its size."""
+
+    @staticmethod
+    def saved_tokenizer(config, workdir: str):
+        return load_tokenizer(os.path.join(workdir, TOKENIZER_DIR))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
+
+
+class CausalLM(WorkdirTokenizer):
     """Reads the corpus, fits (or reloads) the tokenizer saved with the run, and scores batches.
 
     A batch is {"inputs": int32[B, T], "targets": int32[B, T]} with targets the next tokens,
@@ -110,16 +123,8 @@ class CausalLM:
         self.seq_len = d.seq_len
 
     @staticmethod
-    def saved_tokenizer(config, workdir: str):
-        return load_tokenizer(os.path.join(workdir, TOKENIZER_DIR))
-
-    @staticmethod
     def generate_ids(model, prompts, max_new_tokens, **options):
         return generate_tokens(model, prompts, max_new_tokens, **options)
-
-    @property
-    def vocab_size(self) -> int:
-        return self.tokenizer.vocab_size
 
     def train_batches(self, batch_size: int, seed: int) -> LMBatches:
         return LMBatches(self.train_tokens, self.seq_len, batch_size, seed)

@@ -7,18 +7,15 @@ tokenizer in WORKDIR/tokenizer, and batches examples with data/example_batches.p
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from llm_jax.data.example_batches import ExampleBatches, padded_batches
-from llm_jax.data.tokenizers import load_tokenizer
-from llm_jax.tasks.causal_lm import TOKENIZER_DIR
+from llm_jax.tasks.causal_lm import WorkdirTokenizer
 
 SUBSET_SEED = 0  # task.train_examples draws the same subset whatever the training seed
 
 
-class FineTuneTask:
+class FineTuneTask(WorkdirTokenizer):
     """A subclass sets `head` and `tokenizer`, and defines split_tokens(split), loss and scores."""
 
     reports_token_nll = False
@@ -53,14 +50,6 @@ class FineTuneTask:
     @property
     def train(self):
         return self.split_tokens(self.data_cfg.train_split)
-
-    @staticmethod
-    def saved_tokenizer(config, workdir: str):
-        return load_tokenizer(os.path.join(workdir, TOKENIZER_DIR))
-
-    @property
-    def vocab_size(self) -> int:
-        return self.tokenizer.vocab_size
 
     def train_batches(self, batch_size: int, seed: int) -> ExampleBatches:
         return ExampleBatches(self.train, batch_size=batch_size, seed=seed)

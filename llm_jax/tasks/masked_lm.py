@@ -46,7 +46,7 @@ from llm_jax.data.split_reader import SplitReader
 from llm_jax.data.token_cache import tokenizer_fingerprint
 from llm_jax.data.tokenizers import load_tokenizer
 from llm_jax.ops.losses import cross_entropy_sums
-from llm_jax.tasks.causal_lm import FIT, TOKENIZER_DIR
+from llm_jax.tasks.causal_lm import FIT, TOKENIZER_DIR, WorkdirTokenizer
 from llm_jax.tasks.protocols import NUM_TOKENS, mean_metric
 
 SENTENCE_TASKS = ("nsp", "sop", "")
@@ -96,7 +96,7 @@ def read_tokenizer(data_cfg, sentences=None):
     return cls.from_file(_existing(vocab, "vocab_file", "SentencePiece model"))
 
 
-class MaskedLM:
+class MaskedLM(WorkdirTokenizer):
     reports_token_nll = True
     token_nll_metric = "mlm_loss"  # the trainer's perplexity is exp of this, not of "loss"
 
@@ -209,14 +209,6 @@ class MaskedLM:
                 out = out.concat(more)
             self._instances[key] = (docs, out)  # docs kept alive, so that its id stays its own
         return self._instances[key][1]
-
-    @staticmethod
-    def saved_tokenizer(config, workdir: str):
-        return load_tokenizer(os.path.join(workdir, TOKENIZER_DIR))
-
-    @property
-    def vocab_size(self) -> int:
-        return self.tokenizer.vocab_size
 
     def train_batches(self, batch_size: int, seed: int) -> MLMBatches:
         inst = self.instances(self.train_docs, seed, self.cfg.dupe_factor)

@@ -23,7 +23,7 @@ from llm_jax.data.parallel_text import parallel_files, read_parallel, read_tfds_
 from llm_jax.data.text_files import TextSlice
 from llm_jax.data.tokenizers import SentencePieceTokenizer, load_tokenizer
 from llm_jax.evaluation.text_metrics import bleu, rouge
-from llm_jax.tasks.causal_lm import TOKENIZER_DIR, lm_loss
+from llm_jax.tasks.causal_lm import TOKENIZER_DIR, WorkdirTokenizer, lm_loss
 from llm_jax.tasks.seq2seq_decoding import best_outputs, translate_array
 
 METRICS = ("bleu", "rouge", "")
@@ -41,7 +41,7 @@ class Split:
     tgt_ids: list
 
 
-class Seq2Seq:
+class Seq2Seq(WorkdirTokenizer):
     reports_token_nll = True
 
     @staticmethod
@@ -118,14 +118,6 @@ class Seq2Seq:
             src, tgt = self._text(split)
             self._splits[split] = Split(split, src, tgt, self._encode(src), self._encode(tgt, "tgt"))
         return self._splits[split]
-
-    @staticmethod
-    def saved_tokenizer(config, workdir: str):
-        return load_tokenizer(os.path.join(workdir, TOKENIZER_DIR))
-
-    @property
-    def vocab_size(self) -> int:
-        return self.tokenizer.vocab_size
 
     def train_batches(self, batch_size: int, seed: int) -> TokenBatches:
         c = self.cfg

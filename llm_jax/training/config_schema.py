@@ -36,8 +36,9 @@ def default_config(model: str = "gpt", task: str = "causal_lm") -> ml_collection
     c.model = default_model_config(model)
     c.data = dict(
         source="files",          # "files" (LLM_JAX_DATA_DIR) | "tfds"
-        corpus="tinyshakespeare",  # for files: tinyshakespeare | ptb | wikitext-2, or a path: a
-                                   # directory of train.txt, valid.txt[, test.txt] or one file
+        corpus="tinyshakespeare",  # for files: tinyshakespeare | ptb | wikitext-2 | wikitext-103,
+                                   # or a path: a directory of train.txt, valid.txt[, test.txt]
+                                   # or one file
         encoding="utf-8",        # of the corpus files (e.g. "latin-1", "cp1252")
         valid_fraction=0.1,      # one file: its last lines, this share, are the valid split
         token_cache_dir="",      # "": WORKDIR/tokens; a directory to share token files between runs
