@@ -6,9 +6,10 @@ whole validation and test splits, with a unigram baseline scored on the same mas
       --out=experiments/bert_pretraining
 
 writes OUT/results.json (one record per workdir), OUT/results.md (the README's table) and
-OUT/curves.png. The unigram baseline predicts every masked token from the training split's
-token frequencies (add-one smoothed): its accuracy is the share of the most frequent token
-among the masked ones, its perplexity what a model that learned only frequencies would get.
+OUT/curves.png (dashed: each run's baseline). The unigram baseline predicts every masked token
+from the training split's token frequencies (add-one smoothed): its accuracy is the share of
+the most frequent token among the masked ones, its perplexity what a model that learned only
+frequencies would get.
 Perplexities of two tokenizers are not comparable (a WordPiece piece is not a BPE piece); the
 baseline, computed per workdir, is what each is read against.
 """
@@ -76,13 +77,19 @@ def record(workdir, label) -> dict:
         "sentence_task": config.task.sentence_task or "none", "tokenizer": config.data.tokenizer},
         "steps": max(r["step"] for r in rows), "batch_size": config.train.batch_size,
         "seq_len": config.data.seq_len, "wall_minutes": round(wall_minutes(workdir), 1),
-        "train_tokens_per_sec": float(np.median(speeds)), "params": exp.spec.param_count}
+        "train_tokens_per_sec": float(np.median(speeds)), "params": exp.spec.param_count,
+        # the periodic evaluations (the first train.eval_batches of the valid split; the last
+        # step's reads it whole): where runs of one schedule are compared step by step
+        "evals": {str(r["step"]): {k[5:]: r[k] for k in r if k.startswith("eval/")}
+                  for r in rows if "eval/mlm_accuracy" in r}}
     for split in ("valid", "test"):
         m = evaluate_workdir(workdir, split)
         scores = {k.split("/", 1)[1]: v for k, v in m.items() if "/" in k}
         scores.update(unigram_baseline(exp.task, config.train.batch_size, split))
         # flat keys ("test_mlm_accuracy"): what a study's Metric reads
         rec.update({f"{split}_{k}": v for k, v in scores.items()})
+    for step, e in rec["evals"].items():  # flat too, for a study's Metric
+        rec.update({f"step{step}_valid_{k}": v for k, v in e.items()})
     return rec
 
 
@@ -104,13 +111,29 @@ def table(records) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(workdirs, labels, out):
+def evals_table(records) -> str:
+    """Validation MLM accuracy / perplexity (and NSP accuracy) of every run at each eval step."""
+    steps = sorted({int(k) for r in records for k in r["evals"]})
+    lines = ["| step | " + " | ".join(r["name"] for r in records) + " |",
+             "|---:|" + "---|" * len(records)]
+    for step in steps:
+        cells = []
+        for r in records:
+            e = r["evals"].get(str(step))
+            nsp = f", NSP {100 * e['sentence_accuracy']:.1f}%" if e and "sentence_accuracy" in e else ""
+            cells.append(f"{100 * e['mlm_accuracy']:.2f}% / {e['perplexity']:.1f}{nsp}" if e else "")
+        lines.append(f"| {step:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(workdirs, labels, records, out):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for workdir, label in zip(workdirs, labels):
+    baselines = {"mlm_accuracy": "valid_unigram_mlm_accuracy", "perplexity": "valid_unigram_perplexity"}
+    for workdir, label, rec in zip(workdirs, labels, records):
         data = curves(workdir)
         for ax, (key, title, log) in zip(axes, CURVES):
             train, evals = data[key]
@@ -121,6 +144,8 @@ def plot(workdirs, labels, out):
             if evals:
                 ax.plot(*zip(*evals), ls="none", marker="o", color=line.get_color(),
                         label=f"{label}, validation")
+            ax.axhline(rec[baselines[key]], ls="--", lw=1, color=line.get_color(),
+                       label=f"{label}, unigram baseline (validation)")
             ax.set(xlabel="step", title=title, yscale="log" if log else "linear")
             ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
@@ -138,16 +163,17 @@ def main(argv=None):
     labels = args.labels.split(",") if args.labels else workdirs
     if len(labels) != len(workdirs):
         raise SystemExit(f"--labels: {len(labels)} labels for {len(workdirs)} workdirs")
-    for w in workdirs:
+    for w in workdirs:  # before any evaluation: a run not finished is said at once
         if not (pathlib.Path(w) / "metrics.jsonl").exists():
             raise SystemExit(f"--workdirs: {w}/metrics.jsonl not found: train it first")
+        wall_minutes(w)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     records = [record(w, label) for w, label in zip(workdirs, labels)]
     (out / "results.json").write_text(json.dumps({"rows": records}, indent=2) + "\n")
-    (out / "results.md").write_text(table(records))
-    plot(workdirs, labels, out / "curves.png")
-    print(table(records))
+    (out / "results.md").write_text(table(records) + "\n" + evals_table(records))
+    plot(workdirs, labels, records, out / "curves.png")
+    print(table(records) + "\n" + evals_table(records))
 
 
 if __name__ == "__main__":

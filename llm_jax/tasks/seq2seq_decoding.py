@@ -44,7 +44,6 @@ def _translate(graphdef, params, src_BS, src_mask_BS, *, max_len, beam_size, bos
                pad_id, alpha, length_penalty, hf_rules, force_eos, min_len, banned_ids,
                no_repeat_ngram):
     model = nnx.merge(graphdef, params)
-    model.decoder.hoist_layers()  # each layer's weights sliced once, not at every step
     B = src_BS.shape[0]
     dec = transformer_decoder(model, src_BS, src_mask_BS, max_len)
     cache, batch_axes = dec.cache, dec.batch_axes

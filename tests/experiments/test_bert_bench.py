@@ -70,3 +70,18 @@ def test_bench_bert_reports_parity_and_both_measurements(tmp_path):
             results["llm_jax"][key] / results["torch_eager"][key])
     train = report["train"]["llm_jax"]
     assert train["tok_s"] == pytest.approx(report["tokens_per_step"] / train["sec_per_step"])
+
+
+def test_encoder_pieces_agree_and_are_reported(tmp_path):
+    out = tmp_path / "pieces.json"
+    script = REPO / "experiments" / "bert_pretraining" / "bench" / "encoder_pieces.py"
+    proc = subprocess.run([sys.executable, str(script), "--calls", "1", "--repeats", "1",
+                           "--threads", "1", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    report = json.loads(out.read_text())
+    assert set(report["pieces"]) == {"qkv", "attention_out", "ffn_in", "ffn_out", "gelu_erf",
+                                     "softmax", "layernorm"}
+    for row in report["pieces"].values():
+        assert row["jax_ms"] > 0 and row["torch_ms"] > 0 and row["max_rel_diff"] <= 1e-4
+        assert row["jax_over_torch"] == pytest.approx(row["jax_ms"] / row["torch_ms"])

@@ -51,8 +51,15 @@ def test_report_table_plot_and_baseline(workdir, tmp_path, monkeypatch):
         assert m["masked_tokens"] > 0 and 0 < m["unigram_mlm_accuracy"] < 1
     # the two splits are different text, so their baselines differ
     assert rec["valid_masked_tokens"] != rec["test_masked_tokens"]
+    assert sorted(rec["evals"], key=int) == ["15", "30"]  # tiny's eval_every 15
+    assert rec["evals"]["30"]["mlm_accuracy"] == pytest.approx(rec["valid_mlm_accuracy"])
     table = (tmp_path / "results.md").read_text().splitlines()
-    assert len(table) == 3 and table[2].startswith("| tiny BERT | pairs, static masks, nsp")
+    assert table[2].startswith("| tiny BERT | pairs, static masks, nsp")
+    assert table[4:] == ["| step | tiny BERT |", "|---:|---|",
+                         f"| 15 | {100 * rec['evals']['15']['mlm_accuracy']:.2f}% / "
+                         f"{rec['evals']['15']['perplexity']:.1f}, NSP "
+                         f"{100 * rec['evals']['15']['sentence_accuracy']:.1f}% |",
+                         table[7]]
     assert (tmp_path / "curves.png").stat().st_size > 10_000
 
 
