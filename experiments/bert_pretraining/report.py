@@ -131,7 +131,7 @@ def plot(workdirs, labels, records, out):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
     baselines = {"mlm_accuracy": "valid_unigram_mlm_accuracy", "perplexity": "valid_unigram_perplexity"}
     for workdir, label, rec in zip(workdirs, labels, records):
         data = curves(workdir)
@@ -148,8 +148,9 @@ def plot(workdirs, labels, records, out):
                        label=f"{label}, unigram baseline (validation)")
             ax.set(xlabel="step", title=title, yscale="log" if log else "linear")
             ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
+    # below both panels (inside one, nine entries hide the curves): a row of three a run
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=7)
+    fig.tight_layout(rect=(0, 0.06 + 0.035 * len(records), 1, 1))
     fig.savefig(out, dpi=120)
 
 
