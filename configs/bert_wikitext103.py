@@ -21,21 +21,17 @@ configs/bert_wikitext2.py's, at the published sizes and budgets that fit one acc
 Each run evaluates on the valid split every 5,000 steps (50 batches) and on test at the end.
 """
 
-import importlib.util
 import pathlib
 
 from llm_jax.models import bert
+from llm_jax.training.config_schema import config_from_file
 
 VARIANTS = ("mini", "base", "roberta_base")
 SHAPE = ("num_layers", "embed_dim", "num_heads", "mlp_dim", "embedding_dim")
 
 
 def _wikitext2_config(variant):
-    path = pathlib.Path(__file__).with_name("bert_wikitext2.py")
-    spec = importlib.util.spec_from_file_location("bert_wikitext2", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(variant)
+    return config_from_file(pathlib.Path(__file__).with_name("bert_wikitext2.py"), variant)
 
 
 def get_config(arg=None):

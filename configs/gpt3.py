@@ -30,8 +30,9 @@ over 260B tokens, then constant, 300B tokens in all. The batch-size ramp (from 3
 the first 4-12B) is not implemented: the batch is the full one from step 0.
 """
 
-import importlib.util
 import pathlib
+
+from llm_jax.training.config_schema import config_from_file
 
 CONTEXT = 2048
 
@@ -55,11 +56,7 @@ WARMUP_TOKENS, DECAY_TOKENS, TOTAL_TOKENS = 375e6, 260e9, 300e9
 
 
 def _gpt2_config():
-    path = pathlib.Path(__file__).with_name("gpt2.py")
-    spec = importlib.util.spec_from_file_location("gpt2", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config("124m,gpt2_bpe")
+    return config_from_file(pathlib.Path(__file__).with_name("gpt2.py"), "124m,gpt2_bpe")
 
 
 def get_config(arg=None):

@@ -10,18 +10,15 @@ summarisation papers decode.
   tiny:  a seconds-long smoke run for tests.
 """
 
-import importlib.util
 import pathlib
+
+from llm_jax.training.config_schema import config_from_file
 
 VARIANTS = ("small", "tiny")
 
 
 def _translation_config(variant):
-    path = pathlib.Path(__file__).with_name("transformer_multi30k.py")
-    spec = importlib.util.spec_from_file_location("transformer_multi30k", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(variant)
+    return config_from_file(pathlib.Path(__file__).with_name("transformer_multi30k.py"), variant)
 
 
 def get_config(arg=None):

@@ -11,7 +11,6 @@ With no name, require_real_data() and the real_data_dir fixture need Tiny Shakes
 the tiny configs read.
 """
 
-import importlib.util
 import os
 import pathlib
 
@@ -95,10 +94,8 @@ def tmp_data_dir(tmp_path, monkeypatch) -> pathlib.Path:
 
 
 def load_config(name: str, arg=None):
-    spec = importlib.util.spec_from_file_location(name, REPO / "configs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
+    from llm_jax.training.config_schema import config_from_file
+    return config_from_file(REPO / "configs" / f"{name}.py", arg)
 
 
 @pytest.fixture

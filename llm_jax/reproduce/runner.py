@@ -71,18 +71,13 @@ def command(run, dirs) -> str:
 
 def load_config(run, dirs):
     """The run's ConfigDict: the config file's get_config(variant), then its overrides."""
-    import importlib.util
-
+    from llm_jax.training.config_schema import config_from_file
     from llm_jax.training.sweeps import apply_overrides
     path, _, variant = run.config.partition(":")
     full = repo_path(path)
     if not os.path.isfile(full):
         raise FileNotFoundError(f"run {run.name}: config file {full} not found")
-    spec = importlib.util.spec_from_file_location("llm_jax_reproduce_config", full)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(variant or None)
-    return apply_overrides(config, _overrides(run, dirs, False))
+    return apply_overrides(config_from_file(full, variant or None), _overrides(run, dirs, False))
 
 
 def _finished_at(run, dirs) -> float | None:

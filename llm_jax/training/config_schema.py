@@ -7,6 +7,8 @@ being ignored.
 """
 
 import difflib
+import importlib.util
+import pathlib
 
 import ml_collections
 
@@ -15,6 +17,15 @@ from llm_jax.tasks import default_task_config
 
 WARMUP_BOTH = ("config.optimizer.warmup_steps={steps} and config.optimizer.warmup_fraction="
                "{fraction} are both set: give one (the other 0)")
+
+
+def config_from_file(path, variant=None) -> ml_collections.ConfigDict:
+    """`get_config(variant)` of a config file: how one config builds on another's recipe
+    (configs/gpt3.py on gpt2.py's) and how a study's run is read."""
+    spec = importlib.util.spec_from_file_location(f"llm_jax_config_{pathlib.Path(path).stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(variant)
 
 
 def default_config(model: str = "gpt", task: str = "causal_lm") -> ml_collections.ConfigDict:
