@@ -30,16 +30,13 @@ VARIANTS = ("mini", "base", "roberta_base")
 SHAPE = ("num_layers", "embed_dim", "num_heads", "mlp_dim", "embedding_dim")
 
 
-def _wikitext2_config(variant):
-    return config_from_file(pathlib.Path(__file__).with_name("bert_wikitext2.py"), variant)
-
-
 def get_config(arg=None):
     arg = arg or "base"
     if arg not in VARIANTS:
         raise ValueError(f"configs/bert_wikitext103.py:{arg}: unknown variant; expected one of "
                          f"{VARIANTS}")
-    c = _wikitext2_config("roberta_mini" if arg.startswith("roberta") else "mini")
+    c = config_from_file(pathlib.Path(__file__).with_name("bert_wikitext2.py"),
+                         "roberta_mini" if arg.startswith("roberta") else "mini")
     c.data.corpus = "wikitext-103"
     steps, batch, lr, warmup, dupe = 100_000, 256, 1e-4, 10_000, 10
     if arg == "mini":

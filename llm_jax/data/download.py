@@ -90,7 +90,7 @@ NOT_DOWNLOADED: dict[str, str] = {
     "samsum": "SAMSum's train.json, val.json and test.json, the files inside its corpus.7z",
     "wikitext-103": (
         "WikiText-103 (Merity et al. 2016) as its wikitext-103-v1.zip has it: wiki.train.tokens, "
-        "wiki.valid.tokens and wiki.test.tokens (about 540 MB)"),
+        "wiki.valid.tokens and wiki.test.tokens"),
     **{f"glue/{task}": (
         f"GLUE {task} as GLUE's download_glue_data.py writes it: train.tsv, dev.tsv and test.tsv "
         "(tab-separated, with GLUE's header row; CoLA's train and dev have none)")
