@@ -129,7 +129,9 @@ def placeholders(texts) -> tuple[str, ...]:
 class ConfigRun:
     """`python -m llm_jax train --config=CONFIG --workdir=... --config.K=V` for each override.
 
-    `config` is "path[:variant]", relative to the repository root (or absolute). Minutes are
+    `config` is "path[:variant]", relative to the repository root (or absolute). A string
+    override may hold "{NAME}", the directory of the earlier run NAME (a pre-trained workdir as
+    init_from), which this run then depends on. Minutes are
     the expected time of this run alone on the project's 2-core CPU and on one GPU (None: not
     measured there, or not sensible to run there).
     """
@@ -139,7 +141,10 @@ class ConfigRun:
     cpu_minutes: float | None = None
     gpu_minutes: float | None = None
 
-    needs: tuple[str, ...] = ()
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """The runs whose directories the overrides name ("{bert_mini}" as init_from)."""
+        return placeholders(v for v in self.overrides.values() if isinstance(v, str))
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ WRITERS = [s for s in _scripts() if _writes_files(s)]
 
 
 def test_the_known_writers_are_found():
-    for path in ("experiments/elmo_sst2/run.py", "experiments/ptb_baselines/ngram_table.py",
+    for path in ("experiments/glue/report.py", "experiments/ptb_baselines/ngram_table.py",
                  "experiments/ptb_baselines/bench_nltk.py", "experiments/word2vec/compare.py",
                  "experiments/shakespeare_char/bench/bench_train.py"):
         assert path in WRITERS
@@ -125,14 +125,3 @@ def test_default_output_is_not_tracked(path, monkeypatch, git_checkout):
     assert not _tracked_under(rel), f"{path}: default --out={args.out} is (or holds) tracked files"
     ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", rel], cwd=REPO)
     assert ignored.returncode == 0, f"{path}: default --out={args.out} is not an ignored path"
-
-
-def test_elmo_results_file_is_under_out_and_readme_needs_the_flag(monkeypatch):
-    monkeypatch.chdir(REPO)
-    args = _parse_defaults("experiments/elmo_sst2/run.py", monkeypatch)
-    spec = importlib.util.spec_from_file_location("elmo_run", REPO / "experiments/elmo_sst2/run.py")
-    run = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run)
-    assert run.results_path(args.out) == os.path.join("runs", "elmo_sst2", "results.json")
-    # study.py (and the README's command) pass the results file itself
-    assert run.results_path("/tmp/x/results.json") == "/tmp/x/results.json"
