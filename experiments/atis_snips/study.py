@@ -5,10 +5,11 @@ BERT-mini pre-trained here (configs/bert_wikitext2.py:mini, the run of
 experiments/bert_pretraining) and on the same encoder from scratch. Each run scores the test
 split at its end with its last state, as JointBERT does. The checks are the issue's bar: the
 best backbone beats the slot-gated model of Goo et al. 2018 (full attention) on the test set's
-intent accuracy and slot F1 (entity-level, conlleval / seqeval).
+intent accuracy and slot F1 (entity-level, conlleval / seqeval); report.py makes the table
+beside the published rows.
 """
 
-from llm_jax.reproduce import ConfigRun, Metric, Published, Row, Study, at_least
+from llm_jax.reproduce import ConfigRun, Metric, Published, Row, ScriptRun, Study, at_least
 
 QUIET = {"train.progress_bar": False}  # the recorded runs wrote their logs to files
 # corpus -> (slot-gated intent accuracy, slot F1, sentence accuracy): Goo et al. 2018, Table 2
@@ -28,7 +29,17 @@ def _runs():
                               cpu_minutes=MINUTES[corpus], gpu_minutes=2))
         runs.append(ConfigRun(f"{corpus}_scratch", f"configs/intent_slots.py:scratch,{corpus}",
                               QUIET, cpu_minutes=MINUTES[corpus], gpu_minutes=2))
+    runs.append(ScriptRun("table", ("experiments/atis_snips/report.py",
+                                    "--workdirs=" + ",".join(f"{{{r.name}}}" for r in runs[1:]),
+                                    "--out={out}"),
+                          outputs=("results.json", "results.md", "scores.png"), cpu_minutes=1,
+                          gpu_minutes=1))
     return tuple(runs)
+
+
+def _test(corpus, backbone, key, label=""):
+    return Metric("table", f"test_{key}", file="results.json", records="runs",
+                  where={"corpus": corpus, "backbone": backbone}, label=label)
 
 
 def _rows():
@@ -36,14 +47,14 @@ def _rows():
     for corpus, published in SLOT_GATED.items():
         for key, value in zip(("intent_accuracy", "slot_f1"), published):
             rows.append(Row(f"{corpus}_{key}_beats_slot_gated",
-                            Metric(f"{corpus}_bert_mini", f"test/{key}"),
+                            _test(corpus, "bert_mini", key),
                             Published(value, "Goo et al. 2018", "Table 2",
                                       f"slot-gated (full attention), {corpus.upper()} test"),
                             at_least(abs=0.0), note=f"test {key.replace('_', ' ')}, 0-100"))
         rows.append(Row(f"{corpus}_pretraining_helps_slots",
-                        Metric(f"{corpus}_bert_mini", "test/slot_f1"),
-                        Metric(f"{corpus}_scratch", "test/slot_f1",
-                               label="the same encoder from scratch, same recipe"),
+                        _test(corpus, "bert_mini", "slot_f1"),
+                        _test(corpus, "scratch", "slot_f1",
+                              label="the same encoder from scratch, same recipe"),
                         at_least(abs=0.0), note="test slot F1, 0-100"))
     return tuple(rows)
 
