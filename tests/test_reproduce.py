@@ -15,7 +15,7 @@ from llm_jax.reproduce.study import Published, at_least, at_most, within
 from tests.conftest import REPO
 
 REAL_STUDIES = ("ptb_ngram", "zaremba_small", "shakespeare_char_cpu", "word2vec_gensim", "elmo_sst2",
-                "bert_pretraining", "glue", "atis_snips")
+                "bert_pretraining", "glue", "atis_snips", "squad", "conll2003_ner")
 
 # A script run that is "killed" on its first try when FAKE_INTERRUPT is set (it leaves a partial
 # file and exits 3) and on its next try carries on from that file, as a resumable script does.
