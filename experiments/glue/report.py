@@ -72,8 +72,8 @@ def read_run(workdir: str) -> dict:
     best = max(evals, key=lambda r: r["eval/glue_score"])  # the first of equal scores, as kept
     init_from = config.get("init_from") or ""
     kind = config.get("model", {}).get("backbone", {}).get("name", "bert")
-    metrics = {k.removeprefix("eval/glue_"): v for k, v in best.items()
-               if k.startswith("eval/glue_") and k != "eval/glue_score"}
+    # the task's metrics in BERT_BASE_DEV's order (MRPC: F1 then accuracy, as GLUE lists them)
+    metrics = {k: best[f"eval/glue_{k}"] for k in BERT_BASE_DEV[task]}
     return {"workdir": workdir, "task": task,
             "backbone": (os.path.basename(os.path.normpath(init_from)) if init_from else
                          "scratch" if kind == "bert" else f"scratch_{kind}"),
@@ -106,7 +106,8 @@ def majority_class(run: dict) -> dict | None:
     train = read_glue(task, "train", run["train_file"] or None)
     dev = read_glue(task, "dev", run["eval_file"] or None)
     label = collections.Counter(train.labels).most_common(1)[0][0]
-    return glue_metrics(task, [label] * len(dev), dev.labels)
+    scores = glue_metrics(task, [label] * len(dev), dev.labels)
+    return {k: scores[k] for k in BERT_BASE_DEV[task]}
 
 
 def table_rows(runs: list[dict]) -> list[dict]:
