@@ -141,11 +141,12 @@ def markdown(rows, majority) -> str:
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         maj = majority.get(r["task"])
+        gap = round(r["gap_to_bert_base"], 2) + 0.0  # + 0.0: no "-0.00"
         lines.append(
             f"| {r['task']} | {' / '.join(r['metrics'])} | {r['backbone']} | {len(r['seeds'])} | "
             f"{r['dev_score']:.2f} | {r['dev_score_min']:.2f}-{r['dev_score_max']:.2f} | "
             f"{_fmt_metrics(r['metrics'])} | {'-' if maj is None else _fmt_metrics(maj)} | "
-            f"{_fmt_metrics(BERT_BASE_DEV[r['task']])} | {r['gap_to_bert_base']:+.2f} | "
+            f"{_fmt_metrics(BERT_BASE_DEV[r['task']])} | {gap:+.2f} | "
             f"{r['wall_minutes']:.1f} |")
     return "\n".join(lines) + "\n"
 
@@ -178,7 +179,7 @@ def plot(rows, majority, path):
                       linestyles="dashed", label="majority class" if j == 0 else None)
     ax.set_xticks(range(len(tasks)), tasks)
     ax.set_ylabel("dev GLUE score")
-    ax.set_title("GLUE dev, best of 3 epochs (whiskers: range over seeds)")
+    ax.set_title("GLUE dev, best checkpoint of each run (whiskers: range over seeds)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
