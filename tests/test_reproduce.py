@@ -147,6 +147,21 @@ def test_interrupted_study_resumes(fake, monkeypatch):
     assert runs["script"]["reason"] == "run bigram finished after it"
 
 
+def test_sigterm_in_a_config_run_stops_the_study_and_starts_no_later_run(fake, monkeypatch,
+                                                                         capsys):
+    from llm_jax.reproduce import runner
+    from llm_jax.training.guards import TrainingInterrupted
+
+    def stopped(config, workdir):
+        raise TrainingInterrupted("SIGTERM: stopped at step 1 and saved a checkpoint", 15)
+
+    monkeypatch.setattr(runner, "_run_config", stopped)
+    assert _run(fake, "fake") == 143
+    assert not (fake[1] / "fake" / "script").exists()  # the script run after it never started
+    err = capsys.readouterr().err
+    assert "SIGTERM: stopped at step 1" in err and "resumes fake" in err
+
+
 def test_missing_metric_key_names_run_and_key(fake):
     assert _run(fake, "fake_typo") == 1
     row = _report(fake, "fake_typo")["rows"][0]

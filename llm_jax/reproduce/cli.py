@@ -16,6 +16,7 @@ from llm_jax.reproduce import report
 from llm_jax.reproduce.registry import load_studies
 from llm_jax.reproduce.runner import accelerator, execute, run_dirs
 from llm_jax.reproduce.study import Published
+from llm_jax.training.guards import TrainingInterrupted
 
 USAGE_EXIT, FAILURE_EXIT, INTERRUPTED_EXIT = 2, 1, 130
 DEFAULT_RUNS_DIR = "runs/reproduce"  # not runs/: a study's folder must not land in a training run's
@@ -106,6 +107,10 @@ def main(args: list[str], *, experiments_dir=None) -> int:
     except KeyboardInterrupt:
         _error(f"interrupted; the same command resumes {study.name} (finished runs are kept)")
         return INTERRUPTED_EXIT
+    except TrainingInterrupted as e:  # SIGTERM or a first Ctrl-C, at a step boundary
+        _error(f"{e}; the same reproduce command resumes {study.name} from there (finished "
+               "runs are kept, no later run was started)")
+        return e.exit_code
 
 
 def _reproduce(study, rows, runs_dir, only, dry_run) -> int:

@@ -19,6 +19,7 @@ import traceback
 
 from llm_jax.reproduce.registry import REPO, display_path, repo_path
 from llm_jax.reproduce.study import ConfigRun
+from llm_jax.training.guards import TrainingInterrupted
 from llm_jax.training.sweeps import unfinished_reason
 
 MARKER = "reproduce_run.json"
@@ -213,6 +214,10 @@ def execute(study, runs, dirs, *, skip: dict[str, str], dry_run=False, log=print
         try:
             res.wall_time_sec = _run_config(config, workdir) if kind == "config" else _run_script(run, dirs)
             res.status = "resumed" if started else "ran"
+        except TrainingInterrupted:
+            # SIGTERM or Ctrl-C asked the whole study to stop (the run saved a checkpoint): the
+            # next runs must not start in its place
+            raise
         except Exception as e:  # noqa: BLE001  recorded in the report; the other runs go on
             traceback.print_exc()
             res.status, res.reason = "failed", one_line(e)
