@@ -55,12 +55,17 @@ def read_run(workdir: str) -> dict:
     init_from = config.get("init_from") or ""
     return {"workdir": workdir, "corpus": corpus,
             "backbone": os.path.basename(os.path.normpath(init_from)) if init_from else "scratch",
-            "seed": config.get("seed", 0), "steps": summary.get("step"),
+            "seed": config.get("seed", 0), "lr": config["optimizer"]["lr"],
+            "steps": summary.get("step"),
             "wall_minutes": summary.get("wall_time_sec", 0) / 60,
             "test": {m: summary[f"test/{m}"] for m in METRICS},
             "dev_best": {m: best[f"eval/{m}"] for m in METRICS}, "dev_best_step": best["step"],
             # flat copies, for the study's rows (a Metric reads top-level keys of a record)
             **{f"test_{m}": summary[f"test/{m}"] for m in METRICS}}
+
+
+def _lr(run) -> str:
+    return f"{run['lr']:.0e}".replace("e-0", "e-")  # 5e-5, 3e-4, 1e-3
 
 
 def markdown(runs) -> str:
@@ -69,7 +74,8 @@ def markdown(runs) -> str:
     for corpus in PUBLISHED:
         for r in (r for r in runs if r["corpus"] == corpus):
             t, d = r["test"], r["dev_best"]
-            lines.append(f"| {corpus} | {r['backbone']} (here) | {t['intent_accuracy']:.2f} | "
+            lines.append(f"| {corpus} | {r['backbone']} (here, lr {_lr(r)}) | "
+                         f"{t['intent_accuracy']:.2f} | "
                          f"{t['slot_f1']:.2f} | {t['sentence_accuracy']:.2f} | "
                          f"{d['intent_accuracy']:.2f} / {d['slot_f1']:.2f} / "
                          f"{d['sentence_accuracy']:.2f} | {r['wall_minutes']:.1f} |")
@@ -89,7 +95,7 @@ def plot(runs, path):
     corpora = [c for c in PUBLISHED if any(r["corpus"] == c for r in runs)]
     fig, axes = plt.subplots(1, len(corpora), figsize=(5.5 * len(corpora), 3.8), squeeze=False)
     for ax, corpus in zip(axes[0], corpora):
-        bars = {f"{r['backbone']} (here)": [r["test"][m] for m in METRICS]
+        bars = {f"{r['backbone']} (here, lr {_lr(r)})": [r["test"][m] for m in METRICS]
                 for r in runs if r["corpus"] == corpus}
         gated = next(iter(PUBLISHED[corpus]))
         bars[gated.split(" (")[0]] = PUBLISHED[corpus][gated]
