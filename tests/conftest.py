@@ -93,6 +93,17 @@ def tmp_data_dir(tmp_path, monkeypatch) -> pathlib.Path:
     return tmp_path / "data"
 
 
+def load_script(relpath: str):
+    """A script of the repository (experiments/NAME/report.py) imported as a module, so a test
+    calls its main() and helpers in-process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(pathlib.Path(relpath).stem, REPO / relpath)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def load_config(name: str, arg=None):
     from llm_jax.training.config_schema import config_from_file
     return config_from_file(REPO / "configs" / f"{name}.py", arg)

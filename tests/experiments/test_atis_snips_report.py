@@ -1,22 +1,17 @@
 """experiments/atis_snips/report.py on a tiny intent+slots run with a test split: its test
 scores from summary.json, the best dev evaluation, the published rows, table and plot."""
 
-import importlib.util
 import json
 
 import pytest
 
 from llm_jax.training.commands import train
-from tests.conftest import REPO
+from tests.conftest import load_script
 from tests.tasks.test_intent_slots import tiny
 
 
 def _report():
-    spec = importlib.util.spec_from_file_location(
-        "atis_snips_report", REPO / "experiments" / "atis_snips" / "report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/atis_snips/report.py")
 
 
 def test_report_reads_test_and_best_dev(tmp_path, capsys):

@@ -1,7 +1,6 @@
 """experiments/bert_pretraining/report.py on a tiny BERT run: whole-split metrics of both
 splits, a unigram baseline on the same masked tokens, the table and the plot."""
 
-import importlib.util
 import json
 import math
 
@@ -9,16 +8,12 @@ import numpy as np
 import pytest
 
 from llm_jax.training.commands import train
-from tests.conftest import REPO, require_real_data
+from tests.conftest import load_script, require_real_data
 from tests.tasks.test_masked_lm import VOCAB, tiny
 
 
 def _report():
-    spec = importlib.util.spec_from_file_location(
-        "bert_report", REPO / "experiments" / "bert_pretraining" / "report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/bert_pretraining/report.py")
 
 
 @pytest.fixture(scope="module")

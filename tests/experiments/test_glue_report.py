@@ -1,22 +1,17 @@
 """experiments/glue/report.py on two seeds of a tiny SST-2-like run: the best evaluation's
 numbers, mean and range over seeds, the majority class and the bert-base gap, table and plot."""
 
-import importlib.util
 import json
 
 import pytest
 
 from llm_jax.training.commands import train
-from tests.conftest import REPO
+from tests.conftest import load_script
 from tests.tasks.test_glue import tiny
 
 
 def _report():
-    spec = importlib.util.spec_from_file_location(
-        "glue_report", REPO / "experiments" / "glue" / "report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/glue/report.py")
 
 
 @pytest.fixture(scope="module")
