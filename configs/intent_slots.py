@@ -24,6 +24,12 @@ The argument is VARIANT[,CORPUS], CORPUS atis (the default) or snips.
              (experiments/atis_snips/README.md, "Learning rate"); at 5e-5 a backbone
              pre-trained for only 2,000 steps and two heads from random weights barely move in
              1,400 steps.
+  hf:        bert_mini's recipe on any BERT workdir given as --config.init_from (import-hf of
+             bert-base-uncased, or a run of our own such as RoBERTa-mini), the backbone's shape
+             read from that workdir's config.json (init_from_model=True), at JointBERT's lr
+             5e-5 (for bert-base); a RoBERTa workdir also needs
+             --config.data.tokenizer=roberta_bpe (experiments/atis_snips runs RoBERTa-mini so,
+             at bert_mini's 1e-3).
   scratch:   the same model, data and recipe (lr 1e-3 too) with no init_from (the shared
              bert-base-uncased vocabulary, as mini's pre-training used).
   tiny:      a seconds-long smoke run for tests (2 layers, 32 wide, 80 steps of 16 utterances;
@@ -35,7 +41,7 @@ from llm_jax.data.tagging_data import INTENT_CORPORA
 from llm_jax.models import bert
 from llm_jax.training.config_schema import default_config
 
-VARIANTS = ("bert_mini", "scratch", "tiny")
+VARIANTS = ("bert_mini", "hf", "scratch", "tiny")
 # (intents, slot tags) of tagging_data.intent_names / tag_names of each training split ("UNK"
 # included; JointBERT's lists have a "PAD" slot tag more), and its number of utterances
 LABEL_SIZES = {"atis": (22, 121), "snips": (8, 73)}
@@ -68,8 +74,11 @@ def get_config(arg=None):
     c.train.update(epochs=EPOCHS, batch_size=BATCH, log_every=50, eval_every=200,
                    eval_batches=1000, checkpoint_every=1000, best_metric="eval/sentence_accuracy",
                    best_mode="max")
-    if variant == "bert_mini":
+    if variant in ("bert_mini", "hf"):
         c.init_from_prefix = "backbone"  # with --config.init_from=PRE-TRAINED WORKDIR
+    if variant == "hf":
+        c.init_from_model = True  # model.backbone's shape: init_from's config.json
+        c.optimizer.lr = 5e-5
     elif variant == "tiny":
         c.model.backbone.update(num_layers=2, embed_dim=32, num_heads=2, mlp_dim=64, max_len=64,
                                 dropout_rate=0.0, attention_dropout=0.0)

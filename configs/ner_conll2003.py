@@ -20,6 +20,11 @@ same model trained from scratch (tasks/tagging.py).
              by dev entity F1 (eval/ner_f1, conlleval's reading; task.strict=True for seqeval's
              strict IOB2) is kept in checkpoints_best/; the test split is scored at the end
              with the last state.
+  hf:        bert_mini's recipe (BERT's, lr 5e-5) on any BERT workdir given as
+             --config.init_from (import-hf of bert-base-cased, or a run of our own such as
+             RoBERTa-mini), the backbone's shape read from that workdir's config.json
+             (init_from_model=True); a RoBERTa workdir also needs
+             --config.data.tokenizer=roberta_bpe.
   scratch:   the same model, data and recipe with no init_from: the from-scratch baseline (the
              shared bert-base-uncased vocabulary, as mini's pre-training used).
   tiny:      a seconds-long smoke run for tests (2 layers, 32 wide, 20 steps of 8 sentences;
@@ -33,7 +38,7 @@ recipe trains a fixed 3 epochs and keeps the best dev checkpoint.
 from llm_jax.models import bert
 from llm_jax.training.config_schema import default_config
 
-VARIANTS = ("bert_mini", "scratch", "tiny")
+VARIANTS = ("bert_mini", "hf", "scratch", "tiny")
 NUM_TAGS = 10            # tag_names: O, UNK, B-/I- of LOC, MISC, ORG, PER
 EPOCHS, BATCH, WARMUP = 3, 32, 0.1
 
@@ -57,8 +62,10 @@ def get_config(arg=None):
     c.train.update(epochs=EPOCHS, batch_size=BATCH, log_every=50, eval_every=200,
                    eval_batches=1000, checkpoint_every=1000, best_metric="eval/ner_f1",
                    best_mode="max")
-    if variant == "bert_mini":
+    if variant in ("bert_mini", "hf"):
         c.init_from_prefix = "backbone"  # with --config.init_from=PRE-TRAINED WORKDIR
+    if variant == "hf":
+        c.init_from_model = True  # model.backbone's shape: init_from's config.json
     elif variant == "tiny":
         c.model.backbone.update(num_layers=2, embed_dim=32, num_heads=2, mlp_dim=64, max_len=64,
                                 dropout_rate=0.0, attention_dropout=0.0)

@@ -32,6 +32,11 @@ dev-v1.1.json:
              measurement; sweep --config.optimizer.lr to settle it. Answers are decoded with
              run_qa.py's n-best 20 and at most 30 tokens. Every eval answers every eval
              question, and the best checkpoint by eval/squad_f1 is kept in checkpoints_best/.
+  hf:        bert_mini's recipe on any BERT workdir given as --config.init_from (import-hf of
+             bert-base-uncased, or a run of our own such as RoBERTa-mini), the backbone's shape
+             read from that workdir's config.json (init_from_model=True), at run_qa.py's lr
+             3e-5 for bert-base; a RoBERTa workdir also needs --config.data.tokenizer=roberta_bpe
+             (experiments/squad runs RoBERTa-mini so, at bert_mini's 1e-4).
   scratch:   the same model, data and recipe with no init_from: the from-scratch baseline (the
              shared bert-base-uncased vocabulary, as mini's pre-training used). Only the
              initialisation differs; a fair baseline may want its own learning rate.
@@ -48,7 +53,7 @@ dev checkpoint is kept.
 from llm_jax.models import bert
 from llm_jax.training.config_schema import default_config
 
-VARIANTS = ("bert_mini", "scratch", "tiny")
+VARIANTS = ("bert_mini", "hf", "scratch", "tiny")
 EPOCHS, BATCH, WARMUP = 2, 32, 0.1
 
 
@@ -71,8 +76,11 @@ def get_config(arg=None):
     c.train.update(epochs=EPOCHS, batch_size=BATCH, log_every=25, eval_every=100,
                    eval_batches=1000, checkpoint_every=1000, best_metric="eval/squad_f1",
                    best_mode="max")
-    if variant == "bert_mini":
+    if variant in ("bert_mini", "hf"):
         c.init_from_prefix = "backbone"  # with --config.init_from=PRE-TRAINED WORKDIR
+    if variant == "hf":
+        c.init_from_model = True  # model.backbone's shape: init_from's config.json
+        c.optimizer.lr = 3e-5
     elif variant == "tiny":
         c.model.backbone.update(num_layers=2, embed_dim=32, num_heads=2, mlp_dim=64, max_len=128,
                                 dropout_rate=0.0, attention_dropout=0.0)

@@ -100,3 +100,29 @@ def test_predict_writes_one_label_per_line(path):
     rows = [json.loads(r) for r in out.read_text().splitlines()]
     assert len(rows) == len(lines)
     assert all(r["label"] in ("negative", "positive") for r in rows)
+
+
+def test_the_intent_slots_hf_variant_fine_tunes_the_imported_workdir_with_a_crf(path):
+    """configs/intent_slots.py:hf (ner_conll2003.py and squad.py read init_from the same way)
+    on the imported workdir: its shape, every backbone tensor loaded, the head and CRF new."""
+    from tests.tasks.test_intent_slots import tiny as tiny_intent_slots
+
+    tmp, _, _ = path
+    c = load_glue_config("intent_slots", "hf,atis")
+    assert c.init_from_model and c.init_from_prefix == "backbone" and c.optimizer.lr == 5e-5
+    tiny = tiny_intent_slots(tmp / "atis")  # the tiny variant's data and label sizes
+    c.task.update(train_dir=tiny.task.train_dir, eval_dir=tiny.task.eval_dir)
+    c.model.update(num_labels=tiny.model.num_labels, num_intents=tiny.model.num_intents, crf=True)
+    c.init_from = str(tmp / "pre")
+    c.data.update(seq_len=16, test_split="")
+    c.train.update(epochs=0, steps=4, batch_size=8, eval_every=4, log_every=2, checkpoint_every=4,
+                   eval_batches=2, progress_bar=False)
+    commands.train(c, str(tmp / "intent_run"))
+    config = load_config(str(tmp / "intent_run"))
+    assert (config.model.backbone.num_layers, config.model.backbone.embed_dim) == (3, 48)
+    report = json.loads((tmp / "intent_run" / "init_from.json").read_text())
+    assert report["mismatched"] == [] and report["loaded"]
+    assert sorted({p.split("/")[0] for p in report["new"]}) == ["crf", "head"]
+    for name in ("ner_conll2003", "squad"):
+        hf = load_glue_config(name, "hf")
+        assert hf.init_from_model and hf.init_from_prefix == "backbone"

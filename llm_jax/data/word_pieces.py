@@ -61,6 +61,14 @@ class WordPieces:
         """bool [len(index), T]: True at real tokens."""
         return np.arange(self.input_ids.shape[1])[None, :] < self.lengths[index][:, None]
 
+    def word_starts(self, index) -> np.ndarray:
+        """bool [len(index), T]: True at the first piece of each word that fits."""
+        first = self.first[index]
+        out = np.zeros((len(first), self.input_ids.shape[1]), bool)
+        rows, cols = np.nonzero(first >= 0)
+        out[rows, first[rows, cols]] = True
+        return out
+
     def token_labels(self, word_labels: Sequence[Sequence[int]]) -> np.ndarray:
         """int32 [N, T]: each word's label at its first piece, -1 everywhere else (the other
         pieces, [CLS], [SEP], padding and cut words: weight 0)."""

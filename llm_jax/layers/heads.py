@@ -4,6 +4,8 @@
   TokenHead           tokens [B, T, D] -> [B, T, num_labels] (tagging: NER, slots)
   SpanHead            tokens [B, T, D] -> start and end logits [B, T] each (extractive QA)
   IntentSlotHead      pooled and tokens -> intent [B, num_intents] and slots [B, T, num_labels]
+  TagTransitions      a linear-chain CRF's start, end and tag-to-tag scores (ops/crf.py), for
+                      model.crf=True on the token and intent_slot heads
 
 They are the heads of Hugging Face's BertFor{SequenceClassification, TokenClassification,
 QuestionAnswering} and of joint BERT (Chen et al., 2019): a dense layer initialised N(0,
@@ -22,6 +24,7 @@ from flax import nnx
 
 from llm_jax import ops
 from llm_jax.layers.dense import Dense
+from llm_jax.layers.params import param, zeros
 
 
 class _Projection(nnx.Module):
@@ -98,3 +101,20 @@ class IntentSlotHead(nnx.Module):
             k_intent, k_slots = jax.random.split(dropout_key)
         return (self.intent(pooled_BD, dropout_key=k_intent),
                 self.slots(tokens_BTD, dropout_key=k_slots))
+
+
+class TagTransitions(nnx.Module):
+    """The CRF parameters over num_tags tags, zero at the start (pytorch-crf draws them from
+    U(-0.1, 0.1); zeros make the untrained CRF decode exactly as the argmax does)."""
+
+    def __init__(self, num_tags, *, param_dtype=jnp.float32, rngs):
+        if num_tags < 1:
+            raise ValueError(f"a CRF needs at least one tag, got {num_tags}")
+        key = rngs.params()
+        self.transitions = param(zeros, key, (num_tags, num_tags), (None, None), param_dtype)
+        self.start = param(zeros, key, (num_tags,), (None,), param_dtype)
+        self.end = param(zeros, key, (num_tags,), (None,), param_dtype)
+
+    def arrays(self):
+        """(transitions [C, C], start [C], end [C]) for ops/crf.py."""
+        return self.transitions[...], self.start[...], self.end[...]

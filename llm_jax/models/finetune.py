@@ -70,7 +70,13 @@ from flax import nnx
 
 from llm_jax import ops
 from llm_jax.data.chars import PAD
-from llm_jax.layers.heads import ClassificationHead, IntentSlotHead, SpanHead, TokenHead
+from llm_jax.layers.heads import (
+    ClassificationHead,
+    IntentSlotHead,
+    SpanHead,
+    TagTransitions,
+    TokenHead,
+)
 from llm_jax.layers.params import add_f32, config_dtype, dense, normal, param
 from llm_jax.layers.scalar_mix import ScalarMix
 from llm_jax.models import bert, elmo, gpt
@@ -91,6 +97,9 @@ def default_config() -> ml_collections.ConfigDict:
         num_intents=0,   # intent_slot: intent classes
         head_dropout=0.1,  # before the head's dense layer (HF: classifier / hidden dropout)
         head_init_std=0.02,
+        # token, intent_slot: a linear-chain CRF over the words' tags (ops/crf.py; JointBERT's
+        # --use_crf): the loss is its sentence NLL and prediction its Viterbi path
+        crf=False,
         vocab_size=0,    # 0: the tokenizer's; fills model.backbone.vocab_size when that is 0
         freeze_backbone=False,  # bert, elmo: no gradient reaches the backbone (stop_gradient)
         elmo_pool="mean",  # elmo: "mean" | "max" over the real words of the mixed layers
@@ -312,6 +321,11 @@ class FineTuned(nnx.Module):
             self.head = SpanHead(d, **kw)
         else:
             self.head = IntentSlotHead(d, cfg.num_intents, cfg.num_labels, **kw)
+        crf = bool(cfg.get("crf", False))
+        if crf and cfg.head not in ("token", "intent_slot"):
+            raise ValueError(f"model.crf=True needs a tagging head ('token' or 'intent_slot'), "
+                             f"not model.head={cfg.head!r}")
+        self.crf = TagTransitions(cfg.num_labels, param_dtype=param_dtype, rngs=rngs) if crf else None
 
     def features(self, input_ids_BT, segment_ids_BT=None, mask_BT=None, *, dropout_key=None):
         """The backbone's {"tokens": [B, T, D], "pooled": [B, D], ...}."""

@@ -18,7 +18,9 @@ utterances longer than data.seq_len pieces are cut and their cut words tagged "O
 training utterance, by 2 words, and nothing of SNIPS or of either dev or test split).
 
 Loss (JointBERT's): the intent cross-entropy, a mean over the batch's utterances, plus
-task.slot_loss_coef (1.0) times the slot cross-entropy, a mean over its labelled sub-words.
+task.slot_loss_coef (1.0) times the slot cross-entropy, a mean over its labelled sub-words, or
+with model.crf=True (JointBERT's --use_crf) the CRF's negative log-likelihood of the
+utterance's slot tags, a mean over utterances (tasks/tagging.tag_loss_sums).
 Metrics as (sum, weight): "loss" (the row-weighted mean of the batches' totals, as masked_lm's
 two-part loss), its exact parts "intent_loss" and "slot_loss", "intent_top1" (0-1) and
 "slot_token_accuracy" (0-1, over labelled sub-words). Every eval also scores the whole eval
@@ -26,7 +28,6 @@ split with data/tagging_metrics.intent_slot_scores (0-100): "intent_accuracy", "
 slot_precision / slot_recall: conlleval entities over word tags) and "sentence_accuracy"
 (intent and every slot tag right). Gold labels are scored as the files have them (a dev/test
 intent or tag unknown to training is never right), predicted "UNK" slot tags as "O".
-JointBERT's optional CRF over the slot tags is not here.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from llm_jax.data.tagging_data import INTENT_CORPORA, intent_ids, intent_names, 
 from llm_jax.evaluation.tagging_metrics import intent_slot_scores
 from llm_jax.ops.losses import cross_entropy_sums
 from llm_jax.tasks.protocols import NUM_TOKENS, mean_metric
-from llm_jax.tasks.tagging import TaggedExamples, WordTaggingTask
+from llm_jax.tasks.tagging import TaggedExamples, WordTaggingTask, tag_loss_sums
 
 INTENT_FILES = ("seq.in", "seq.out", "label")
 
@@ -92,7 +93,7 @@ class IntentSlots(WordTaggingTask):
         w_BT = batch["label_weights"] * w_B[:, None]
         _, intent_sum, n_rows = cross_entropy_sums(out["intent_logits"], batch["intent_labels"],
                                                    weights=w_B)
-        _, slot_sum, n_slots = cross_entropy_sums(out["slot_logits"], batch["labels"], weights=w_BT)
+        slot_sum, n_slots = tag_loss_sums(model, out["slot_logits"], batch["labels"], w_BT, w_B)
         loss = (intent_sum / jnp.maximum(n_rows, tiny)
                 + self.cfg.slot_loss_coef * slot_sum / jnp.maximum(n_slots, tiny))
         intent_right_B = jnp.argmax(out["intent_logits"], -1) == batch["intent_labels"]

@@ -21,11 +21,14 @@ pieces is cut: training learns from the words that fit; evaluation tags the word
 and gives every cut word "O" (counted: "ner_cut_words").
 
 Loss: the mean cross-entropy over the batch's labelled sub-words (Hugging Face's
-BertForTokenClassification). Metrics: "loss" and "token_accuracy" (0-1, over labelled
-sub-words) as (sum, weight). Every eval also tags the whole eval split (first sub-words'
-argmax, "UNK" read as "O") and scores it with data/tagging_metrics' entity_scores (seqeval,
-0-100): "ner_precision", "ner_recall", "ner_f1" (task.strict: seqeval's strict IOB2 mode
-instead of conlleval's), so train.best_metric="eval/ner_f1" keeps the best dev checkpoint.
+BertForTokenClassification); with model.crf=True a linear-chain CRF's negative log-likelihood
+of each sentence's word tags, a mean over sentences (ops/crf.py; Lample et al. 2016's BiLSTM-CRF
+layer, JointBERT's --use_crf). Metrics: "loss" and "token_accuracy" (0-1, over labelled
+sub-words, of the per-token argmax) as (sum, weight). Every eval also tags the whole eval split
+(first sub-words' argmax, or the CRF's Viterbi path over them; "UNK" read as "O") and scores
+it with data/tagging_metrics' entity_scores (seqeval, 0-100): "ner_precision", "ner_recall",
+"ner_f1" (task.strict: seqeval's strict IOB2 mode instead of conlleval's), so
+train.best_metric="eval/ner_f1" keeps the best dev checkpoint.
 
 tasks/intent_slots.py builds joint intent detection and slot filling on the same machinery
 (WordTaggingTask), which also answers the `predict` command (built with read_eval=False: no
@@ -54,6 +57,7 @@ from llm_jax.data.text_files import TextSlice
 from llm_jax.data.tokenizers import write_atomic
 from llm_jax.data.word_pieces import WordPieces, encode_words
 from llm_jax.evaluation.tagging_metrics import entity_scores
+from llm_jax.ops.crf import crf_decode, crf_log_likelihood
 from llm_jax.ops.losses import cross_entropy_sums
 from llm_jax.tasks.finetune_inputs import check_seq_len, finetune_tokenizer, json_type, text_field
 from llm_jax.tasks.finetune_task import FineTuneTask
@@ -85,16 +89,32 @@ class TaggedExamples:
                  "mask": self.pieces.mask(index),
                  "weights": (np.ones(len(index), np.float32) if real is None
                              else np.asarray(real, np.float32)),
-                 "labels": np.maximum(labels, 0), "label_weights": (labels >= 0).astype(np.float32)}
+                 "labels": np.maximum(labels, 0), "label_weights": (labels >= 0).astype(np.float32),
+                 "word_starts": self.pieces.word_starts(index)}
         if self.intent_labels is not None:
             batch["intent_labels"] = self.intent_labels[index]
         return batch
 
 
+def tag_loss_sums(model, logits_BTC, labels_BT, w_BT, w_B):
+    """(sum, weight) of the tagging loss: the cross-entropy of the labelled sub-words (a mean
+    per sub-word), or with model.crf the CRF's negative log-likelihood of each sentence's
+    tags (a mean per sentence: pytorch-crf's reduction="mean", as JointBERT's CRF uses it)."""
+    if model.crf is None:
+        _, nll_sum, n = cross_entropy_sums(logits_BTC, labels_BT, weights=w_BT)
+        return nll_sum, n
+    ll_B = crf_log_likelihood(logits_BTC, labels_BT, w_BT > 0, *model.crf.arrays())
+    return -jnp.sum(w_B * ll_B), jnp.sum(w_B)
+
+
 @functools.partial(jax.jit, static_argnames=("graphdef",))
-def _predict_batch(graphdef, state, input_ids, segment_ids, mask):
-    out = nnx.merge(graphdef, state)(input_ids, segment_ids, mask)
+def _predict_batch(graphdef, state, input_ids, segment_ids, mask, word_starts):
+    model = nnx.merge(graphdef, state)
+    out = model(input_ids, segment_ids, mask)
     ids = {k: jnp.argmax(v, -1) for k, v in out.items() if k.endswith("logits")}
+    if model.crf is not None:  # the Viterbi path over the words' first sub-words
+        key = "slot_logits" if "slot_logits" in out else "logits"
+        ids[key] = crf_decode(out[key], word_starts, *model.crf.arrays())
     if "intent_logits" in out:
         ids["intent_probability"] = jnp.max(jax.nn.softmax(out["intent_logits"], -1), -1)
     return ids
@@ -207,7 +227,7 @@ class WordTaggingTask(FineTuneTask):
         for batch in padded_batches(examples, self.batch_size, labelled=False):
             real = batch["weights"] > 0
             ids = _predict_batch(graphdef, state, batch["input_ids"], batch["segment_ids"],
-                                 batch["mask"])
+                                 batch["mask"], batch["word_starts"])
             for k, v in ids.items():
                 out.setdefault(k, []).append(np.asarray(v)[real])
         return {k: np.concatenate(v) for k, v in out.items()}
@@ -310,7 +330,7 @@ class TokenTagging(WordTaggingTask):
                            dropout_key=dropout_key)["logits"]
         w_B = batch["weights"]
         w_BT = batch["label_weights"] * w_B[:, None]
-        _, nll_sum, n = cross_entropy_sums(logits_BTC, batch["labels"], weights=w_BT)
+        nll_sum, n = tag_loss_sums(model, logits_BTC, batch["labels"], w_BT, w_B)
         correct_BT = (jnp.argmax(logits_BTC, -1) == batch["labels"]).astype(jnp.float32)
         n_tokens = jnp.sum(batch["mask"] & (w_B[:, None] > 0)).astype(jnp.float32)
         return nll_sum / jnp.maximum(n, jnp.finfo(jnp.float32).tiny), {

@@ -14,6 +14,7 @@ import llm_jax
 from llm_jax.data.example_batches import padded_batches
 from llm_jax.data.tagging_data import UNK, intent_names, read_intent_slots, tag_names
 from llm_jax.models import build_model
+from llm_jax.ops.crf import crf_decode, crf_log_likelihood
 from llm_jax.tasks.intent_slots import IntentSlots
 from llm_jax.tasks.tagging import LABELS_FILE
 from llm_jax.training.commands import train
@@ -159,6 +160,62 @@ def test_tiny_atis_run_learns_and_keeps_the_best_checkpoint_by_sentence_accuracy
     task = IntentSlots(c, str(workdir))  # the saved tokenizer and labels
     p = task.predict(model, task.valid)
     assert len(p["intents"]) == len(p["tags"]) == len(task.valid)
+
+
+def test_crf_loss_is_the_sentence_nll_of_the_word_chain(tmp_path):
+    """model.crf=True: the slot loss is the mean over utterances of the CRF's NLL, the chain
+    running over the words (first sub-words) exactly as over a dense [N, words] array."""
+    c = tiny(tmp_path)
+    c.model.crf = True
+    task = IntentSlots(c, str(tmp_path / "w"))
+    c.model.vocab_size = task.vocab_size
+    model = build_model(c.model, rngs=nnx.Rngs(0))
+    C = len(task.tag_names)
+    rng = np.random.default_rng(3)
+    for p in (model.crf.transitions, model.crf.start, model.crf.end):
+        p[...] = rng.normal(size=p[...].shape).astype(np.float32)
+    batch = next(iter(task.eval_batches(8)))
+    batch["weights"][-2:] = 0.0
+    out = model(batch["input_ids"], batch["segment_ids"], batch["mask"])
+    np.testing.assert_array_equal(batch["word_starts"], batch["label_weights"] > 0)
+    emissions, labels, nll = np.asarray(out["slot_logits"]), batch["labels"], []
+    for n in range(6):  # the real rows, each its words gathered into a dense chain
+        pos = task.valid.pieces.first[n, :task.valid.pieces.num_words[n]]
+        ll = crf_log_likelihood(emissions[n:n + 1, pos], labels[n:n + 1, pos],
+                                np.ones((1, len(pos)), bool), *model.crf.arrays())
+        nll.append(-float(ll[0]))
+    loss, m = task.loss(model, batch)
+    assert float(m["slot_loss"][0] / m["slot_loss"][1]) == pytest.approx(np.mean(nll), rel=1e-5)
+    assert float(m["slot_loss"][1]) == 6
+    intent_ce = m["intent_loss"][0] / m["intent_loss"][1]
+    assert float(loss) == pytest.approx(float(intent_ce) + np.mean(nll), rel=1e-5)
+    # prediction is the Viterbi path over the words
+    ids = task.predicted_ids(model, task.valid)["slot_logits"]
+    for n in (0, 5):
+        pos = task.valid.pieces.first[n, :task.valid.pieces.num_words[n]]
+        want = crf_decode(emissions[n:n + 1, pos], np.ones((1, len(pos)), bool),
+                          *model.crf.arrays())
+        np.testing.assert_array_equal(ids[n, pos], np.asarray(want)[0])
+    assert C == model.crf.transitions[...].shape[0]
+
+
+def test_tiny_atis_run_with_a_crf_learns_and_predicts(tmp_path):
+    c = tiny(tmp_path)
+    c.model.crf = True
+    summary = train(c, str(tmp_path / "run"))
+    assert summary["eval/slot_f1"] >= 80.0 and summary["eval/intent_accuracy"] >= 80.0
+    model, _, _ = llm_jax.load(str(tmp_path / "run"))
+    assert model.crf is not None and np.abs(np.asarray(model.crf.transitions[...])).max() > 0
+    task = IntentSlots(c, str(tmp_path / "run"))
+    [row] = task.predict_json(model, [["show", "flights", "from", "boston", "to", "denver"]])
+    assert row["slots"][3] == "B-fromloc.city_name" and row["slots"][5] == "B-toloc.city_name"
+
+
+def test_a_crf_needs_a_tagging_head():
+    c = load_config("glue", "tiny")
+    c.model.crf = True
+    with pytest.raises(ValueError, match="model.crf=True needs a tagging head"):
+        build_model(c.model, rngs=nnx.Rngs(0))
 
 
 def test_labels_only_dev_has_are_unk_and_never_right(tmp_path):

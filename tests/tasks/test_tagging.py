@@ -258,3 +258,30 @@ def test_config_recipe_and_the_real_conll_sizes(tmp_path, monkeypatch):
     train_split = read_conll2003("train")
     assert len(train_split) == 14041
     assert len(tag_names(train_split)) == module.NUM_TAGS
+
+
+def test_ner_with_a_crf_learns_the_sentence_nll_and_decodes_the_viterbi_path(tmp_path):
+    """model.crf=True on the token head: the loss is the mean sentence NLL of the word chain
+    (ops/crf.py, tested against enumeration there), and a short run still learns."""
+    from flax import nnx
+
+    from llm_jax.models import build_model
+    from llm_jax.ops.crf import crf_log_likelihood
+
+    c = tiny(tmp_path)
+    c.model.crf = True
+    task = TokenTagging(c, str(tmp_path / "w"))
+    c.model.vocab_size = task.vocab_size
+    model = build_model(c.model, rngs=nnx.Rngs(0))
+    model.crf.transitions[...] = np.random.default_rng(0).normal(
+        size=model.crf.transitions[...].shape).astype(np.float32)
+    batch = next(iter(task.eval_batches(8)))
+    emissions = np.asarray(model(batch["input_ids"], batch["segment_ids"], batch["mask"])["logits"])
+    nll = [-float(crf_log_likelihood(emissions[n:n + 1, pos], batch["labels"][n:n + 1, pos],
+                                     np.ones((1, len(pos)), bool), *model.crf.arrays())[0])
+           for n in range(8)
+           for pos in [task.valid.pieces.first[n, :task.valid.pieces.num_words[n]]]]
+    loss, m = task.loss(model, batch)
+    assert float(loss) == pytest.approx(np.mean(nll), rel=1e-5) and float(m["loss"][1]) == 8
+    summary = train(c, str(tmp_path / "run"))
+    assert summary["eval/ner_f1"] > 50.0
