@@ -18,6 +18,8 @@ import json
 import os
 import sys
 
+from llm_jax.reproduce.previous_runs import previous_runs
+
 METRICS = ("intent_accuracy", "slot_f1", "sentence_accuracy")
 # test intent accuracy / slot F1 / sentence accuracy, as ../shared/data/README.md lists them
 PUBLISHED = {
@@ -28,6 +30,9 @@ PUBLISHED = {
               "JointBERT (Chen et al. 2019, Table 2)": (98.6, 97.0, 92.8),
               "monologg/JointBERT README (bert-base-uncased)": (99.14, 96.90, 93.00)},
 }
+
+# what a --previous record must hold to be tabled
+RECORD_FIELDS = ("workdir", "corpus", "backbone", "test", "dev_best")
 
 
 def _read_json(path):
@@ -56,6 +61,8 @@ def read_run(workdir: str) -> dict:
     return {"workdir": workdir, "corpus": corpus,
             "backbone": os.path.basename(os.path.normpath(init_from)) if init_from else "scratch",
             "seed": config.get("seed", 0), "lr": config["optimizer"]["lr"],
+            "epochs": config.get("train", {}).get("epochs", 0),
+            "crf": bool(config.get("model", {}).get("crf", False)),
             "steps": summary.get("step"),
             "wall_minutes": summary.get("wall_time_sec", 0) / 60,
             "test": {m: summary[f"test/{m}"] for m in METRICS},
@@ -64,8 +71,13 @@ def read_run(workdir: str) -> dict:
             **{f"test_{m}": summary[f"test/{m}"] for m in METRICS}}
 
 
-def _lr(run) -> str:
-    return f"{run['lr']:.0e}".replace("e-0", "e-")  # 5e-5, 3e-4, 1e-3
+def _label(run) -> str:
+    """"bert_mini (here, lr 1e-3, 20 epochs, CRF)": what tells this project's runs apart."""
+    lr = f"{run['lr']:.0e}".replace("e-0", "e-")  # 5e-5, 3e-4, 1e-3
+    # .get: records of reports made before these fields were (--previous) lack them
+    length = (f", {run['epochs']} epochs" if run.get("epochs")
+              else f", {run['steps']} steps" if "epochs" in run else "")
+    return f"{run['backbone']} (here, lr {lr}{length}{', CRF' if run.get('crf') else ''})"
 
 
 def markdown(runs) -> str:
@@ -74,7 +86,7 @@ def markdown(runs) -> str:
     for corpus in PUBLISHED:
         for r in (r for r in runs if r["corpus"] == corpus):
             t, d = r["test"], r["dev_best"]
-            lines.append(f"| {corpus} | {r['backbone']} (here, lr {_lr(r)}) | "
+            lines.append(f"| {corpus} | {_label(r)} | "
                          f"{t['intent_accuracy']:.2f} | "
                          f"{t['slot_f1']:.2f} | {t['sentence_accuracy']:.2f} | "
                          f"{d['intent_accuracy']:.2f} / {d['slot_f1']:.2f} / "
@@ -95,7 +107,7 @@ def plot(runs, path):
     corpora = [c for c in PUBLISHED if any(r["corpus"] == c for r in runs)]
     fig, axes = plt.subplots(1, len(corpora), figsize=(5.5 * len(corpora), 3.8), squeeze=False)
     for ax, corpus in zip(axes[0], corpora):
-        bars = {f"{r['backbone']} (here, lr {_lr(r)})": [r["test"][m] for m in METRICS]
+        bars = {_label(r): [r["test"][m] for m in METRICS]
                 for r in runs if r["corpus"] == corpus}
         gated = next(iter(PUBLISHED[corpus]))
         bars[gated.split(" (")[0]] = PUBLISHED[corpus][gated]
@@ -114,14 +126,18 @@ def plot(runs, path):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--workdirs", required=True, help="comma-separated intent+slots workdirs")
+    p.add_argument("--workdirs", default="", help="comma-separated intent+slots workdirs")
     p.add_argument("--out", default="runs/atis_snips_report",
                    help="directory for results.json, results.md and scores.png")
+    p.add_argument("--previous", default="",
+                   help="comma-separated results.json of earlier reports: their runs join the "
+                        "table (a --workdirs entry replaces its own old record)")
     args = p.parse_args(argv)
     workdirs = [w for w in args.workdirs.split(",") if w]
-    if not workdirs:
-        raise SystemExit("--workdirs: no workdir given")
     runs = [read_run(w) for w in workdirs]
+    runs += previous_runs(args.previous, workdirs, required=RECORD_FIELDS)
+    if not runs:
+        raise SystemExit("--workdirs: no workdir given (nor --previous results)")
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"runs": runs, "published": PUBLISHED, "metrics": METRICS}, f, indent=2)

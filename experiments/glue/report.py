@@ -25,6 +25,7 @@ import sys
 from llm_jax.data.glue_data import LABEL_NAMES, read_glue
 from llm_jax.data.tokenizers import load_tokenizer
 from llm_jax.evaluation.glue_metrics import glue_metrics
+from llm_jax.reproduce.previous_runs import previous_runs
 
 TASK_ORDER = ("cola", "sst2", "mrpc", "stsb", "qnli", "rte", "wnli")
 # bert-base-cased dev numbers of Hugging Face's run_glue.py README (3 epochs, lr 2e-5, batch
@@ -39,6 +40,9 @@ BERT_BASE_DEV = {
     "rte": {"accuracy": 65.70},
     "wnli": {"accuracy": 56.34},
 }
+
+# what a --previous record must hold to be tabled
+RECORD_FIELDS = ("workdir", "task", "backbone", "seed", "dev_score", "metrics")
 
 
 def glue_score(metrics: dict) -> float:
@@ -188,14 +192,18 @@ def plot(rows, majority, path):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--workdirs", required=True, help="comma-separated fine-tuned workdirs")
+    p.add_argument("--workdirs", default="", help="comma-separated fine-tuned workdirs")
     p.add_argument("--out", default="runs/glue_report",
                    help="directory for results.json, results.md and scores.png")
+    p.add_argument("--previous", default="",
+                   help="comma-separated results.json of earlier reports: their runs join the "
+                        "table (a --workdirs entry replaces its own old record)")
     args = p.parse_args(argv)
     workdirs = [w for w in args.workdirs.split(",") if w]
-    if not workdirs:
-        raise SystemExit("--workdirs: no workdir given")
     runs = [read_run(w) for w in workdirs]
+    runs += previous_runs(args.previous, workdirs, required=RECORD_FIELDS)
+    if not runs:
+        raise SystemExit("--workdirs: no workdir given (nor --previous results)")
     rows = table_rows(runs)
     majority = {r["task"]: majority_class(r) for r in runs}
     sst2 = [r["metrics"]["accuracy"] for r in rows if r["task"] == "sst2"]

@@ -27,7 +27,7 @@ def test_report_reads_test_and_best_dev(tmp_path, capsys):
     assert run["test"] == {m: summary[f"test/{m}"] for m in report.METRICS}
     assert run["dev_best"]["sentence_accuracy"] == summary["best/eval/sentence_accuracy"]
     md = (tmp_path / "out" / "results.md").read_text()
-    assert "| atis | scratch (here, lr 1e-2) |" in md  # the tiny config's
+    assert "| atis | scratch (here, lr 1e-2, 80 steps) |" in md  # the tiny config's
     assert "| atis | slot-gated (Goo et al. 2018, Table 2) | 93.60 | 94.80 | 82.20 |" in md
     assert "snips" not in md and capsys.readouterr().out.endswith(md)
     assert (tmp_path / "out" / "scores.png").stat().st_size > 10_000

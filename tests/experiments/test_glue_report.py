@@ -62,3 +62,25 @@ def test_a_workdir_that_is_not_glue_is_named(tmp_path):
     with pytest.raises(SystemExit, match=r"--workdirs: .*run is not a GLUE run"):
         _report().main([f"--workdirs={tmp_path / 'run'}", f"--out={tmp_path / 'out'}"])
     assert not (tmp_path / "out").exists()
+
+
+def test_previous_results_join_the_table_and_a_fresh_workdir_replaces_its_record(workdirs,
+                                                                                 tmp_path):
+    """--previous: seed 0's record comes back from an earlier results.json (its workdir may be
+    gone), seed 1 is read anew and replaces the old record of the same workdir."""
+    report = _report()
+    report.main(["--workdirs=" + ",".join(map(str, workdirs)), f"--out={tmp_path / 'first'}"])
+    first = json.loads((tmp_path / "first" / "results.json").read_text())
+    old = tmp_path / "old.json"
+    stale = {**first, "runs": [first["runs"][0], {**first["runs"][1], "dev_score": -1.0}]}
+    old.write_text(json.dumps(stale))
+    report.main([f"--workdirs={workdirs[1]}", f"--previous={old}", f"--out={tmp_path / 'second'}"])
+    second = json.loads((tmp_path / "second" / "results.json").read_text())
+    assert second["rows"][0]["per_seed"] == first["rows"][0]["per_seed"]  # not the stale -1
+    runs = {r["seed"]: r for r in second["runs"]}
+    assert runs[0]["previous"] == str(old) and "previous" not in runs[1]
+    report.main([f"--previous={old}", f"--out={tmp_path / 'third'}"])  # no workdir at all
+    assert json.loads((tmp_path / "third" / "results.json").read_text())["rows"][0]["seeds"] == [0, 1]
+    (tmp_path / "bad.json").write_text(json.dumps({"runs": [{"workdir": "x"}]}))
+    with pytest.raises(SystemExit, match=r"--previous: .*bad.json: runs\[0\] has no field 'task'"):
+        report.main([f"--previous={tmp_path / 'bad.json'}", f"--out={tmp_path / 'fourth'}"])
