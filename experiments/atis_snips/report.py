@@ -18,6 +18,7 @@ import json
 import os
 import sys
 
+from llm_jax.reproduce.backbone_table import backbone_name, read_json
 from llm_jax.reproduce.previous_runs import previous_runs
 
 METRICS = ("intent_accuracy", "slot_f1", "sentence_accuracy")
@@ -35,21 +36,13 @@ PUBLISHED = {
 RECORD_FIELDS = ("workdir", "corpus", "backbone", "test", "dev_best")
 
 
-def _read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise SystemExit(f"--workdirs: cannot read {path}: {e}") from None
-
-
 def read_run(workdir: str) -> dict:
-    config = _read_json(os.path.join(workdir, "config.json"))
+    config = read_json(os.path.join(workdir, "config.json"), "--workdirs")
     corpus = config.get("task", {}).get("corpus")
     if config.get("task", {}).get("name") != "intent_slots" or not corpus:
         raise SystemExit(f"--workdirs: {workdir} is not an intent+slots run (config.json's "
                          "task.name is not intent_slots)")
-    summary = _read_json(os.path.join(workdir, "summary.json"))
+    summary = read_json(os.path.join(workdir, "summary.json"), "--workdirs")
     missing = [m for m in METRICS if f"test/{m}" not in summary]
     if missing:
         raise SystemExit(f"--workdirs: {workdir}/summary.json has no test/{missing[0]} (a run "
@@ -57,9 +50,8 @@ def read_run(workdir: str) -> dict:
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         evals = [r for r in map(json.loads, f) if "eval/sentence_accuracy" in r]
     best = max(evals, key=lambda r: r["eval/sentence_accuracy"])
-    init_from = config.get("init_from") or ""
     return {"workdir": workdir, "corpus": corpus,
-            "backbone": os.path.basename(os.path.normpath(init_from)) if init_from else "scratch",
+            "backbone": backbone_name(config),
             "seed": config.get("seed", 0), "lr": config["optimizer"]["lr"],
             "epochs": config.get("train", {}).get("epochs", 0),
             "crf": bool(config.get("model", {}).get("crf", False)),

@@ -10,9 +10,16 @@ through seqeval in conlleval's reading (the default mode; task.strict=True for s
 The check: pre-training helps on the test split.
 """
 
-from llm_jax.reproduce import ConfigRun, Metric, Row, Study, at_least
+from llm_jax.reproduce import ConfigRun, Metric, Row, ScriptRun, Study, at_least
 
 QUIET = {"train.progress_bar": False}  # the recorded runs wrote their logs to files
+
+
+def _f1(backbone, label=""):
+    """The backbone's test F1 in report.py's table (its seeds' mean)."""
+    return Metric("table", "test_f1", file="results.json", records="rows",
+                  where={"backbone": backbone}, label=label)
+
 
 conll2003_ner = Study(
     name="conll2003_ner",
@@ -34,13 +41,18 @@ conll2003_ner = Study(
         ConfigRun("ner_roberta_mini", "configs/ner_conll2003.py:hf",
                   {"init_from": "{roberta_mini}", "data.tokenizer": "roberta_bpe",
                    "optimizer.lr": 5e-5, **QUIET}, cpu_minutes=25, gpu_minutes=3),
+        ScriptRun("table", ("experiments/conll2003_ner/report.py",
+                            "--workdirs={ner_bert_mini},{ner_roberta_mini},{ner_scratch}",
+                            "--out={out}"),
+                  outputs=("results.json", "results.md", "scores.png"), cpu_minutes=1,
+                  gpu_minutes=1),
     ),
     rows=(
-        Row("pretraining_helps", Metric("ner_bert_mini", "test/ner_f1"),
-            Metric("ner_scratch", "test/ner_f1", label="the same encoder from scratch, same recipe"),
+        Row("pretraining_helps", _f1("bert_mini"),
+            _f1("scratch", "the same encoder from scratch, same recipe"),
             at_least(abs=0.0), note="test entity F1 (0-100, conlleval reading)"),
-        Row("roberta_pretraining_helps", Metric("ner_roberta_mini", "test/ner_f1"),
-            Metric("ner_scratch", "test/ner_f1", label="BERT-mini's encoder from scratch"),
+        Row("roberta_pretraining_helps", _f1("roberta_mini"),
+            _f1("scratch", "BERT-mini's encoder from scratch"),
             at_least(abs=0.0), note="test entity F1 (0-100, conlleval reading)"),
     ),
 )

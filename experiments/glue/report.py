@@ -25,6 +25,7 @@ import sys
 from llm_jax.data.glue_data import LABEL_NAMES, read_glue
 from llm_jax.data.tokenizers import load_tokenizer
 from llm_jax.evaluation.glue_metrics import glue_metrics
+from llm_jax.reproduce.backbone_table import backbone_name, read_json
 from llm_jax.reproduce.previous_runs import previous_runs
 
 TASK_ORDER = ("cola", "sst2", "mrpc", "stsb", "qnli", "rte", "wnli")
@@ -49,17 +50,9 @@ def glue_score(metrics: dict) -> float:
     return sum(metrics.values()) / len(metrics)
 
 
-def _read_json(path, flag):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise SystemExit(f"{flag}: cannot read {path}: {e}") from None
-
-
 def read_run(workdir: str) -> dict:
     """One fine-tuned workdir: task, backbone, seed and the dev metrics of its best evaluation."""
-    config = _read_json(os.path.join(workdir, "config.json"), "--workdirs")
+    config = read_json(os.path.join(workdir, "config.json"), "--workdirs")
     task = config.get("task", {}).get("glue_task")
     if not task:
         raise SystemExit(f"--workdirs: {workdir} is not a GLUE run (config.json has no "
@@ -70,17 +63,14 @@ def read_run(workdir: str) -> dict:
             evals = [r for r in map(json.loads, f) if "eval/glue_score" in r]
     except (OSError, ValueError) as e:
         raise SystemExit(f"--workdirs: cannot read {path}: {e}") from None
-    summary = _read_json(os.path.join(workdir, "summary.json"), "--workdirs")
+    summary = read_json(os.path.join(workdir, "summary.json"), "--workdirs")
     if not evals:
         raise SystemExit(f"--workdirs: {path} has no eval/glue_score record")
     best = max(evals, key=lambda r: r["eval/glue_score"])  # the first of equal scores, as kept
-    init_from = config.get("init_from") or ""
-    kind = config.get("model", {}).get("backbone", {}).get("name", "bert")
     # the task's metrics in BERT_BASE_DEV's order (MRPC: F1 then accuracy, as GLUE lists them)
     metrics = {k: best[f"eval/glue_{k}"] for k in BERT_BASE_DEV[task]}
     return {"workdir": workdir, "task": task,
-            "backbone": (os.path.basename(os.path.normpath(init_from)) if init_from else
-                         "scratch" if kind == "bert" else f"scratch_{kind}"),
+            "backbone": backbone_name(config),
             "seed": config.get("seed", 0), "seq_len": config["data"]["seq_len"],
             "dev_score": best["eval/glue_score"], "metrics": metrics, "best_step": best["step"],
             "steps": summary.get("step"), "wall_minutes": summary.get("wall_time_sec", 0) / 60,

@@ -11,9 +11,16 @@ so). The check: pre-training helps, the held-out F1 of the best checkpoint above
 model's from scratch.
 """
 
-from llm_jax.reproduce import ConfigRun, Metric, Row, Study, at_least
+from llm_jax.reproduce import ConfigRun, Metric, Row, ScriptRun, Study, at_least
 
 QUIET = {"train.progress_bar": False}  # the recorded runs wrote their logs to files
+
+
+def _f1(backbone, label=""):
+    """The backbone's held-out F1 at its best checkpoint, in report.py's table."""
+    return Metric("table", "f1", file="results.json", records="rows",
+                  where={"backbone": backbone}, label=label)
+
 
 squad = Study(
     name="squad",
@@ -35,14 +42,18 @@ squad = Study(
         ConfigRun("squad_roberta_mini", "configs/squad.py:hf",
                   {"init_from": "{roberta_mini}", "data.tokenizer": "roberta_bpe",
                    "optimizer.lr": 1e-4, **QUIET}, cpu_minutes=35, gpu_minutes=3),
+        ScriptRun("table", ("experiments/squad/report.py",
+                            "--workdirs={squad_bert_mini},{squad_roberta_mini},{squad_scratch}",
+                            "--out={out}"),
+                  outputs=("results.json", "results.md", "scores.png"), cpu_minutes=1,
+                  gpu_minutes=1),
     ),
     rows=(
-        Row("pretraining_helps", Metric("squad_bert_mini", "best/eval/squad_f1"),
-            Metric("squad_scratch", "best/eval/squad_f1",
-                   label="the same encoder from scratch, same recipe"),
+        Row("pretraining_helps", _f1("bert_mini"),
+            _f1("scratch", "the same encoder from scratch, same recipe"),
             at_least(abs=0.0), note="F1 (0-100) on the last 10 dev articles, best checkpoint"),
-        Row("roberta_pretraining_helps", Metric("squad_roberta_mini", "best/eval/squad_f1"),
-            Metric("squad_scratch", "best/eval/squad_f1", label="BERT-mini's encoder from scratch"),
+        Row("roberta_pretraining_helps", _f1("roberta_mini"),
+            _f1("scratch", "BERT-mini's encoder from scratch"),
             at_least(abs=0.0), note="F1 (0-100) on the last 10 dev articles, best checkpoint"),
     ),
 )
