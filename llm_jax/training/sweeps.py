@@ -110,12 +110,24 @@ def _filled_at_run_time(key, wanted, stored_cfg) -> bool:
     return key == "train.steps" and (stored_cfg.get("train.epochs") or 0) > 0
 
 
+def _same_path(a, b) -> bool:
+    """Two spellings of one existing file or directory (relative and absolute, or through a
+    symlink), as a run's init_from given either way is the same run."""
+    if not (isinstance(a, str) and isinstance(b, str) and a and b):
+        return False
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def unfinished_reason(config, run_dir) -> str | None:
     """Why `run_dir` does not hold a finished run of `config`, or None if it does.
 
     Finished means every loop's last act, summary.json, is there; and config.json, which the
     run writes when it starts, is this config: any field differing (an override, or the base
-    config the sweep was given) makes it another run, except fields the run fills in itself.
+    config the sweep was given) makes it another run, except fields the run fills in itself
+    and paths spelt another way to the same existing file or directory.
     summary.json must also be newer than config.json: a rerun that rewrote the config and then
     died leaves the summary of the run before it.
     """
@@ -138,7 +150,8 @@ def unfinished_reason(config, run_dir) -> str | None:
     for key in sorted(set(wanted) | set(stored)):
         if key not in stored or key not in wanted:
             return f"config.json {'lacks' if key not in stored else 'has an unknown field'} {key}"
-        if stored[key] != wanted[key] and not _filled_at_run_time(key, wanted[key], stored):
+        if (stored[key] != wanted[key] and not _filled_at_run_time(key, wanted[key], stored)
+                and not _same_path(stored[key], wanted[key])):
             return f"config.json has {key}={stored[key]!r}, this sweep wants {wanted[key]!r}"
     if not isinstance(summary, dict):
         return "summary.json is not a dict"

@@ -266,7 +266,8 @@ def test_config_recipe_and_the_real_label_sizes(monkeypatch):
     spec.loader.exec_module(module)
     atis = module.get_config("bert_mini")
     assert (atis.optimizer.lr, atis.train.batch_size, atis.train.epochs, atis.data.seq_len,
-            atis.model.head_dropout, atis.task.slot_loss_coef) == (1e-3, 32, 10, 50, 0.1, 1.0)
+            atis.model.head_dropout, atis.task.slot_loss_coef) == (1e-3, 32, 20, 50, 0.1, 1.0)
+    assert atis.model.crf and module.get_config("scratch").model.crf
     assert atis.init_from_prefix == "backbone" and atis.task.corpus == "atis"
     snips = module.get_config("scratch,snips")
     assert (snips.model.num_intents, snips.model.num_labels) == (8, 73)

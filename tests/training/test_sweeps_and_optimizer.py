@@ -150,6 +150,25 @@ def test_rerun_that_died_after_rewriting_its_config_is_unfinished(tmp_path):
     assert "rewritten" in unfinished_reason(longer, str(tmp_path))
 
 
+def test_a_path_spelt_another_way_is_the_same_run(tmp_path, monkeypatch):
+    """init_from given relative, absolute or through a symlink names one directory: the same
+    run; another directory, or one that does not exist, is another run."""
+    (tmp_path / "pre").mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "pre")
+    monkeypatch.chdir(tmp_path)
+    fake = FakeTrain({"eval/loss": 2.0})
+    cfg = apply_overrides(_config(), {"train.steps": 5, "init_from": "pre"})
+    fake(cfg, str(tmp_path / "run"))
+    for same in (str(tmp_path / "pre"), "link", "./pre/"):
+        assert unfinished_reason(apply_overrides(_config(), {"train.steps": 5, "init_from": same}),
+                                 str(tmp_path / "run")) is None
+    for other in ("other", "missing"):
+        reason = unfinished_reason(apply_overrides(_config(), {"train.steps": 5, "init_from": other}),
+                                   str(tmp_path / "run"))
+        assert reason == f"config.json has init_from='pre', this sweep wants {other!r}"
+
+
 def test_custom_loop_sweep_tabulates_without_a_plot(tmp_path, capsys):
     """An n-gram-like run: no step, one scored row at step 0, test/* in its summary."""
     fake = FakeTrain({"eval/perplexity": 150.0, "test/perplexity": 141.2, "train/tokens": 10})
